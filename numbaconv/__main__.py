@@ -1,0 +1,5 @@
+import sys
+
+from numbaconv.cli import main
+
+sys.exit(main())

@@ -1,0 +1,204 @@
+"""Argument checking shared by every public entry point.
+
+Everything is validated and converted once, here, so the kernels can assume native-endian,
+C-contiguous float32/float64 arrays and sizes that fit comfortably in int64.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+IntPair = int | tuple[int, int]
+
+SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+# Indices inside the kernels are int64; keep every size (and every product of sizes that is
+# used as an offset) far enough below 2**63 that no intermediate can wrap.
+MAX_SIZE = 2**62
+
+
+class BackwardBeforeForwardError(RuntimeError, ValueError):
+    """``backward`` was called on a layer that has not run ``forward`` yet."""
+
+
+def _describe(value: object) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def as_int(name: str, value: object) -> int:
+    """``value`` as a Python int; bools, floats and other types are a TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {_describe(value)}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {_describe(value)}") from None
+
+
+def as_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each ``>= minimum``, as a tuple of two ints."""
+    if isinstance(value, (tuple, list, np.ndarray)):
+        items = list(np.asarray(value, dtype=object).ravel()) if isinstance(
+            value, np.ndarray) else list(value)
+        if len(items) != 2:
+            raise ValueError(
+                f"{name} must be an int or a pair (h, w) of ints, got {value!r} "
+                f"with {len(items)} entries")
+        try:
+            pair = (as_int(name, items[0]), as_int(name, items[1]))
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a pair (h, w) of ints, got {_describe(value)}"
+            ) from None
+    else:
+        try:
+            v = as_int(name, value)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a pair (h, w) of ints, got {_describe(value)}"
+            ) from None
+        pair = (v, v)
+    if min(pair) < minimum:
+        qualifier = "non-negative" if minimum == 0 else f">= {minimum}"
+        raise ValueError(f"{name} must be {qualifier}, got {value!r}")
+    if max(pair) >= MAX_SIZE:
+        raise ValueError(f"{name} = {value!r} is too large: sizes would overflow int64 indexing")
+    return pair
+
+
+def as_float_array(name: str, value: object, dtype: np.dtype | None = None) -> np.ndarray:
+    """``value`` as a native-endian, C-contiguous float32/float64 array.
+
+    Non-contiguous, read-only and byte-swapped arrays are accepted (copied only when needed).
+    Integer, bool, complex and other dtypes are a TypeError; there is no silent cast to float.
+    If ``dtype`` is given, floating input of another precision is converted to it.
+    """
+    if not isinstance(value, np.ndarray):
+        if isinstance(value, (list, tuple)) or np.isscalar(value):
+            value = np.asarray(value)
+        else:
+            raise TypeError(f"{name} must be a NumPy array, got {type(value).__name__}")
+    kind = value.dtype.kind
+    if kind != "f" or value.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{name} must be a float32 or float64 array, got dtype {value.dtype}"
+            + ("" if kind == "f" else " (convert it explicitly, e.g. x.astype(np.float32))"))
+    target = value.dtype.newbyteorder("=") if dtype is None else np.dtype(dtype)
+    return np.ascontiguousarray(value, dtype=target)
+
+
+def check_ndim(name: str, arr: np.ndarray, ndim: int, layout: str, op: str) -> None:
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"Expected {ndim}D {name} {layout} for {op}, but got {name} of size: "
+            f"{list(arr.shape)}")
+
+
+def check_same_dtype(x: np.ndarray, w: np.ndarray) -> None:
+    if x.dtype != w.dtype:
+        raise TypeError(
+            f"Input type ({x.dtype}) and weight type ({w.dtype}) should be the same; "
+            f"cast one of them, e.g. w.astype(x.dtype)")
+
+
+def check_count(name: str, value: int) -> None:
+    if value >= MAX_SIZE:
+        raise ValueError(
+            f"{name} = {value} is too large: sizes would overflow int64 indexing")
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """Sizes and hyperparameters of one 2-D convolution, all validated Python ints."""
+
+    n: int
+    c: int
+    h: int
+    w: int
+    k: int
+    fh: int
+    fw: int
+    sh: int
+    sw: int
+    ph: int
+    pw: int
+    dh: int
+    dw: int
+    ho: int
+    wo: int
+
+    @property
+    def rows(self) -> int:
+        """Rows of a column matrix: ``C * fh * fw``."""
+        return self.c * self.fh * self.fw
+
+    @property
+    def positions(self) -> int:
+        """Output positions per image: ``Ho * Wo``."""
+        return self.ho * self.wo
+
+    @property
+    def kernel_args(self) -> tuple[int, ...]:
+        """The trailing scalar arguments that every kernel takes, in kernel order."""
+        return (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,
+                self.ho, self.wo)
+
+    @property
+    def is_pointwise(self) -> bool:
+        """A 1x1 kernel with stride 1 and no padding: the columns are the input itself."""
+        return (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
+
+    @property
+    def x_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.c, self.h, self.w)
+
+    @property
+    def out_shape(self) -> tuple[int, int, int, int]:
+        return (self.n, self.k, self.ho, self.wo)
+
+    @property
+    def w_shape(self) -> tuple[int, int, int, int]:
+        return (self.k, self.c, self.fh, self.fw)
+
+
+def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
+                  stride: object, padding: object, dilation: object,
+                  op: str = "conv2d") -> ConvGeometry:
+    """Validate hyperparameters against an input shape and compute the output size.
+
+    Output size follows the floor rule ``(H + 2P - D*(F-1) - 1) // S + 1``.
+    """
+    sh, sw = as_pair("stride", stride, 1)
+    ph, pw = as_pair("padding", padding, 0)
+    dh, dw = as_pair("dilation", dilation, 1)
+    n, c, h, w = (int(s) for s in x_shape)
+    if fh < 1 or fw < 1:
+        raise ValueError(f"kernel size must be positive, got ({fh} x {fw})")
+    if c < 1 or h < 1 or w < 1:
+        raise ValueError(
+            f"Expected input's non-batch dimensions (C, H, W) to have positive length, "
+            f"but got input of size: {[n, c, h, w]}")
+    if k < 1:
+        raise ValueError(f"weight must have at least one filter, got {k}")
+    hp, wp = h + 2 * ph, w + 2 * pw
+    eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1
+    for label, size in (("padded input height", hp), ("padded input width", wp),
+                        ("dilated kernel height", eh), ("dilated kernel width", ew)):
+        check_count(label, size)
+    if eh > hp or ew > wp:
+        raise ValueError(
+            f"{op}: Calculated padded input size per channel: ({hp} x {wp}). "
+            f"Kernel size (with dilation {dh, dw}): ({eh} x {ew}). "
+            f"Kernel size can't be greater than actual input size")
+    ho = (hp - eh) // sh + 1
+    wo = (wp - ew) // sw + 1
+    geom = ConvGeometry(n, c, h, w, k, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+    # The largest offsets any kernel forms: column buffers, outputs and inputs.
+    for label, count in (("column matrix size (C*fh*fw * Ho*Wo * N)",
+                          geom.rows * geom.positions * max(n, 1)),
+                         ("output size (N*K*Ho*Wo)", n * k * ho * wo),
+                         ("input size (N*C*H*W)", n * c * h * w)):
+        check_count(label, count)
+    return geom

@@ -1,0 +1,215 @@
+"""Functional convolution: ``conv2d_forward`` and ``conv2d_backward``.
+
+Columns are kept per image, ``cols[n]`` of shape ``(R, Q)`` with ``R = C*fh*fw`` and
+``Q = Ho*Wo``, so ``W_row @ cols[n]`` is already ``out[n]`` in (K, Ho, Wo) order: no transpose
+of the output is ever needed.  Images are processed in chunks whose column buffer fits the
+``workspace`` budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from numbaconv import _kernels
+from numbaconv._validation import (
+    ConvGeometry,
+    IntPair,
+    as_float_array,
+    as_int,
+    check_ndim,
+    check_same_dtype,
+    make_geometry,
+)
+
+
+@dataclass(frozen=True)
+class ConvCache:
+    """What :func:`conv2d_backward` needs from the forward pass.
+
+    ``x`` and ``w`` are the (validated) arrays the forward pass used, not copies: modifying
+    them in place between forward and backward changes the gradients, as it would in the
+    classic layer if its columns were recomputed.  ``cols`` holds the column blocks when they
+    fitted in the workspace, else ``None`` and the backward pass recomputes them chunk by chunk.
+    """
+
+    x: np.ndarray
+    w: np.ndarray
+    geometry: ConvGeometry
+    cols: np.ndarray | None
+    images_per_chunk: int
+
+
+def _bias_vector(b: object, k: int, dtype: np.dtype) -> np.ndarray | None:
+    if b is None:
+        return None
+    bias = as_float_array("bias", b, dtype=dtype)
+    if bias.shape not in ((k,), (k, 1)):
+        raise ValueError(
+            f"bias must have shape ({k},) or ({k}, 1) to match the {k} filters of weight, "
+            f"got bias of shape {bias.shape}")
+    return bias.reshape(k)
+
+
+def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -> int:
+    """How many images' column blocks fit in ``workspace`` bytes (at least one)."""
+    if workspace is None or geom.n == 0:
+        return max(geom.n, 1)
+    per_image = geom.rows * geom.positions * itemsize
+    return int(min(max(workspace // max(per_image, 1), 1), geom.n))
+
+
+def _check_workspace(workspace: object) -> int | None:
+    if workspace is None:
+        return None
+    value = as_int("workspace", workspace)
+    if value < 1:
+        raise ValueError(f"workspace must be a positive number of bytes or None, got {value}")
+    return value
+
+
+def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
+    """Per-image columns ``(N, R, Q)`` of a validated, C-contiguous ``x``."""
+    if geom.is_pointwise:
+        return x.reshape(x.shape[0], geom.c, geom.positions)
+    if out is None:
+        out = np.empty((x.shape[0], geom.rows, geom.positions), dtype=x.dtype)
+    _kernels.im2col_blocks(x, *geom.kernel_args, out)
+    return out
+
+
+def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray) -> None:
+    """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of per-image ``cols``."""
+    if geom.is_pointwise:
+        dx.reshape(cols.shape)[...] = cols
+    else:
+        _kernels.col2im_blocks(cols, *geom.kernel_args, dx)
+
+
+def conv2d_forward(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    *,
+    workspace: int | None = None,
+) -> tuple[np.ndarray, ConvCache]:
+    """2-D convolution (cross-correlation, as in PyTorch) by im2col and a matrix product.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+        Input images. Non-contiguous, read-only and byte-swapped arrays are accepted.
+    w : ndarray, shape (K, C, fh, fw), same dtype as ``x``
+        Filters.
+    b : ndarray of shape (K,) or (K, 1), optional
+        Bias, one value per filter.
+    stride, padding, dilation : int or (int, int)
+        Per-axis (height, width) hyperparameters; padding is zero padding on both sides.
+    workspace : int, optional
+        Upper bound in bytes for the column buffer. Images are then processed in chunks and
+        the backward pass recomputes the columns instead of keeping them. ``None`` (default)
+        keeps the columns of the whole batch.
+
+    Returns
+    -------
+    out : ndarray, shape (N, K, Ho, Wo)
+        C-contiguous, dtype of ``x``; ``Ho = (H + 2*ph - dh*(fh-1) - 1) // sh + 1``.
+    cache : ConvCache
+        Pass to :func:`conv2d_backward`.
+    """
+    x = as_float_array("input", x)
+    w = as_float_array("weight", w)
+    check_ndim("input", x, 4, "(N, C, H, W)", "conv2d")
+    check_ndim("weight", w, 4, "(K, C, fh, fw)", "conv2d")
+    check_same_dtype(x, w)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"Given groups=1, weight of size {list(w.shape)}, expected input{list(x.shape)} "
+            f"to have {w.shape[1]} channels, but got {x.shape[1]} channels instead")
+    k, _, fh, fw = w.shape
+    geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
+    bias = _bias_vector(b, k, x.dtype)
+    chunk = images_per_chunk(geom, x.itemsize, _check_workspace(workspace))
+
+    out = np.empty(geom.out_shape, dtype=x.dtype)
+    out3 = out.reshape(geom.n, k, geom.positions)
+    w_row = w.reshape(k, geom.rows)
+    buffer = None
+    cols = None
+    for n0 in range(0, geom.n, chunk):
+        n1 = min(n0 + chunk, geom.n)
+        if buffer is None and not geom.is_pointwise:
+            buffer = np.empty((n1 - n0, geom.rows, geom.positions), dtype=x.dtype)
+        cols = im2col_blocks(x[n0:n1], geom, None if buffer is None else buffer[: n1 - n0])
+        np.matmul(w_row, cols, out=out3[n0:n1])
+        if bias is not None:
+            out3[n0:n1] += bias[:, None]
+    keep = cols if chunk >= geom.n and not geom.is_pointwise else None
+    return out, ConvCache(x=x, w=w, geometry=geom, cols=keep, images_per_chunk=chunk)
+
+
+def conv2d_backward(
+    dout: np.ndarray, cache: ConvCache
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gradients of :func:`conv2d_forward` with respect to ``x``, ``w`` and ``b``.
+
+    Parameters
+    ----------
+    dout : ndarray, shape (N, K, Ho, Wo)
+        Gradient of the loss with respect to the forward output; floating input of the other
+        precision is converted to the forward dtype.
+    cache : ConvCache
+        The second value returned by :func:`conv2d_forward`.
+
+    Returns
+    -------
+    dx : ndarray, shape (N, C, H, W)
+    dw : ndarray, shape (K, C, fh, fw)
+    db : ndarray, shape (K,)
+        Always returned, also when the forward pass had no bias.
+    """
+    if not isinstance(cache, ConvCache):
+        raise TypeError(
+            f"cache must be the ConvCache returned by conv2d_forward, got {type(cache).__name__}")
+    geom, x, w = cache.geometry, cache.x, cache.w
+    dout = as_float_array("dout", dout, dtype=x.dtype)
+    if dout.shape != geom.out_shape:
+        raise ValueError(
+            f"dout must have the shape of the forward output {geom.out_shape}, "
+            f"got {dout.shape}")
+    k, rows = geom.k, geom.rows
+    dout3 = dout.reshape(geom.n, k, geom.positions)
+    db = dout3.sum(axis=(0, 2))
+    w_row = w.reshape(k, rows)
+    w_col = np.ascontiguousarray(w_row.T)
+    dw_row = np.zeros((k, rows), dtype=x.dtype)
+    dw_image = np.empty((k, rows), dtype=x.dtype)
+    dx = np.empty(geom.x_shape, dtype=x.dtype)
+
+    chunk = cache.images_per_chunk
+    cols_buffer = None
+    dcols_buffer = None
+    for n0 in range(0, geom.n, chunk):
+        n1 = min(n0 + chunk, geom.n)
+        if cache.cols is not None:
+            cols = cache.cols[n0:n1]
+        else:
+            if cols_buffer is None and not geom.is_pointwise:
+                cols_buffer = np.empty((n1 - n0, rows, geom.positions), dtype=x.dtype)
+            cols = im2col_blocks(
+                x[n0:n1], geom, None if cols_buffer is None else cols_buffer[: n1 - n0])
+        for i in range(n1 - n0):
+            np.dot(dout3[n0 + i], cols[i].T, out=dw_image)
+            dw_row += dw_image
+        if geom.is_pointwise:
+            np.matmul(w_col, dout3[n0:n1], out=dx.reshape(geom.n, rows, geom.positions)[n0:n1])
+            continue
+        if dcols_buffer is None:
+            dcols_buffer = np.empty((n1 - n0, rows, geom.positions), dtype=x.dtype)
+        dcols = np.matmul(w_col, dout3[n0:n1], out=dcols_buffer[: n1 - n0])
+        col2im_blocks(dcols, geom, dx[n0:n1])
+    return dx, dw_row.reshape(geom.w_shape), db

@@ -1,0 +1,113 @@
+"""Drop-in replacements for the classic ``im2col_indices`` / ``col2im_indices``.
+
+Same names, signatures, defaults and column layout as the classic teaching code
+(``cols[(c*fh + a)*fw + b, (i*Wo + j)*N + n]``, batch index fastest), computed by parallel
+Numba kernels instead of fancy indexing and ``np.add.at``.  Output sizes follow the floor
+rule, so shapes the classic code rejected work too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbaconv import _kernels
+from numbaconv._validation import (
+    IntPair,
+    as_float_array,
+    as_int,
+    check_ndim,
+    make_geometry,
+)
+
+
+def _field(name: str, value: object) -> int:
+    size = as_int(name, value)
+    if size < 1:
+        raise ValueError(f"{name} must be >= 1, got {size}")
+    return size
+
+
+def im2col_indices(
+    x: np.ndarray,
+    field_height: int,
+    field_width: int,
+    padding: IntPair = 1,
+    stride: IntPair = 1,
+    *,
+    dilation: IntPair = 1,
+) -> np.ndarray:
+    """Gather every receptive field of ``x`` into one column (classic layout).
+
+    Parameters
+    ----------
+    x : ndarray, shape (N, C, H, W), float32 or float64
+    field_height, field_width : int
+        Kernel size.
+    padding, stride : int or (int, int)
+        Zero padding on each side and stride, per axis (height, width).
+    dilation : int or (int, int), keyword-only
+        Spacing between kernel taps (an extension; the classic code has none).
+
+    Returns
+    -------
+    cols : ndarray, shape (C*field_height*field_width, Ho*Wo*N)
+        ``cols[(c*fh + a)*fw + b, (i*Wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``,
+        dtype of ``x``; bitwise equal to the classic fancy-index version.
+    """
+    x = as_float_array("x", x)
+    check_ndim("x", x, 4, "(N, C, H, W)", "im2col_indices")
+    fh = _field("field_height", field_height)
+    fw = _field("field_width", field_width)
+    geom = make_geometry(x.shape, 1, fh, fw, stride, padding, dilation, op="im2col_indices")
+    cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
+    if cols.size:
+        _kernels.im2col_classic(x, *geom.kernel_args, cols)
+    return cols
+
+
+def col2im_indices(
+    cols: np.ndarray,
+    x_shape: tuple[int, int, int, int],
+    field_height: int = 3,
+    field_width: int = 3,
+    padding: IntPair = 1,
+    stride: IntPair = 1,
+    *,
+    dilation: IntPair = 1,
+) -> np.ndarray:
+    """Scatter-add columns back to an image batch: the adjoint of :func:`im2col_indices`.
+
+    Parameters
+    ----------
+    cols : ndarray, shape (C*field_height*field_width, Ho*Wo*N), float32 or float64
+        Columns in the classic layout (batch index fastest).
+    x_shape : tuple of 4 ints
+        ``(N, C, H, W)`` of the images the columns were gathered from.
+    field_height, field_width, padding, stride, dilation
+        As for :func:`im2col_indices`.
+
+    Returns
+    -------
+    x : ndarray of shape ``x_shape`` and the dtype of ``cols``
+        Every column entry added into the pixel it was gathered from; entries that came
+        from the zero padding are dropped.
+    """
+    cols = as_float_array("cols", cols)
+    check_ndim("cols", cols, 2, "(C*field_height*field_width, Ho*Wo*N)", "col2im_indices")
+    if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
+        raise ValueError(f"x_shape must be a tuple (N, C, H, W) of 4 ints, got {x_shape!r}")
+    shape = tuple(as_int("x_shape", s) for s in x_shape)
+    if min(shape) < 0:
+        raise ValueError(f"x_shape must not have negative sizes, got {x_shape!r}")
+    fh = _field("field_height", field_height)
+    fw = _field("field_width", field_width)
+    geom = make_geometry(shape, 1, fh, fw, stride, padding, dilation, op="col2im_indices")
+    expected = (geom.rows, geom.positions * geom.n)
+    if cols.shape != expected:
+        raise ValueError(
+            f"cols must have shape {expected} (C*fh*fw, Ho*Wo*N) for x_shape {shape}, "
+            f"field {fh}x{fw}, padding {padding!r}, stride {stride!r}; got {cols.shape}")
+    x = np.empty(shape, dtype=cols.dtype)
+    if x.size:
+        _kernels.col2im_classic(cols, *geom.kernel_args, x)
+    return x

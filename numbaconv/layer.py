@@ -1,0 +1,142 @@
+"""The classic ``Conv`` layer, backed by the numbaconv kernels."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbaconv._validation import (
+    BackwardBeforeForwardError,
+    IntPair,
+    as_float_array,
+    as_int,
+    check_ndim,
+    make_geometry,
+)
+from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward
+
+
+def layer_dtype(dtype: object) -> np.dtype:
+    """Validate a layer's parameter dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from None
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def image_dims(value: object) -> tuple[int, int, int]:
+    """Validate ``X_dim = (C, H, W)``."""
+    if not isinstance(value, (tuple, list)) or len(value) != 3:
+        raise ValueError(f"X_dim must be a tuple (C, H, W) of 3 ints, got {value!r}")
+    dims = tuple(as_int("X_dim", v) for v in value)
+    if min(dims) < 1:
+        raise ValueError(f"X_dim must contain positive sizes, got {value!r}")
+    return dims  # type: ignore[return-value]
+
+
+class Conv:
+    """2-D convolution layer with the classic teaching API.
+
+    Parameters
+    ----------
+    X_dim : tuple (C, H, W)
+        Shape of one input image.
+    n_filter, h_filter, w_filter : int
+        Number of filters K and the kernel height and width.
+    stride, padding : int or (int, int)
+        Per-axis stride and zero padding.
+    dilation : int or (int, int), keyword-only
+        Spacing between kernel taps.
+    dtype : float32 or float64, keyword-only
+        Parameter dtype; floating inputs of the other precision are converted to it.
+    rng : None, int or numpy.random.Generator, keyword-only
+        Source of the classic initialisation ``W = randn(K, C, fh, fw) / sqrt(K / 2)``.
+    workspace : int, keyword-only
+        Byte budget for the column buffer, see :func:`numbaconv.conv2d_forward`.
+
+    Attributes
+    ----------
+    W : ndarray (K, C, fh, fw)
+    b : ndarray (K, 1)
+    params : list [W, b]
+        The very arrays ``forward`` uses: an optimizer may update them in place, or rebind
+        ``layer.W`` / ``layer.params[i]`` (the two stay in sync).
+    h_out, w_out : int
+    out_dim : tuple (K, h_out, w_out)
+    """
+
+    def __init__(
+        self,
+        X_dim: tuple[int, int, int],
+        n_filter: int,
+        h_filter: int,
+        w_filter: int,
+        stride: IntPair,
+        padding: IntPair,
+        *,
+        dilation: IntPair = 1,
+        dtype: object = np.float64,
+        rng: None | int | np.random.Generator = None,
+        workspace: int | None = None,
+    ) -> None:
+        self.d_X, self.h_X, self.w_X = image_dims(X_dim)
+        self.n_filter = as_int("n_filter", n_filter)
+        self.h_filter = as_int("h_filter", h_filter)
+        self.w_filter = as_int("w_filter", w_filter)
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.dtype = layer_dtype(dtype)
+        self.workspace = workspace
+        geom = make_geometry((1, self.d_X, self.h_X, self.w_X), self.n_filter,
+                             self.h_filter, self.w_filter, stride, padding, dilation, op="Conv")
+        self.h_out, self.w_out = geom.ho, geom.wo
+        self.out_dim = (self.n_filter, self.h_out, self.w_out)
+
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        shape = (self.n_filter, self.d_X, self.h_filter, self.w_filter)
+        W = generator.standard_normal(shape) / np.sqrt(self.n_filter / 2.0)
+        self.params = [W.astype(self.dtype), np.zeros((self.n_filter, 1), dtype=self.dtype)]
+        self._cache: ConvCache | None = None
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.params[0]
+
+    @W.setter
+    def W(self, value: np.ndarray) -> None:
+        self.params[0] = value
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.params[1]
+
+    @b.setter
+    def b(self, value: np.ndarray) -> None:
+        self.params[1] = value
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out)."""
+        X = as_float_array("X", X, dtype=self.dtype)
+        check_ndim("X", X, 4, "(N, C, H, W)", "Conv.forward")
+        expected = (self.d_X, self.h_X, self.w_X)
+        if X.shape[1:] != expected:
+            raise ValueError(
+                f"Conv was built for images of shape (C, H, W) = {expected}, "
+                f"got input of shape {X.shape}")
+        out, self._cache = conv2d_forward(
+            X, self.W, self.b, self.stride, self.padding, self.dilation,
+            workspace=self.workspace)
+        return out
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``."""
+        if self._cache is None:
+            raise BackwardBeforeForwardError("Conv.backward() called before Conv.forward()")
+        dX, dW, db = conv2d_backward(dout, self._cache)
+        return dX, [dW, db.reshape(self.n_filter, 1)]
+
+    def __repr__(self) -> str:
+        return (f"Conv(X_dim={(self.d_X, self.h_X, self.w_X)}, n_filter={self.n_filter}, "
+                f"h_filter={self.h_filter}, w_filter={self.w_filter}, stride={self.stride!r}, "
+                f"padding={self.padding!r}, dilation={self.dilation!r}, dtype={self.dtype})")
