@@ -1,10 +1,14 @@
 """numbaconv: fast CPU convolution layers (im2col + GEMM) with parallel Numba kernels."""
 
-from numbaconv._validation import BackwardBeforeForwardError
-from numbaconv._version import __version__
-from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward
-from numbaconv.indices import col2im_indices, im2col_indices
-from numbaconv.layer import Conv
+from numbaconv._threads import start_numba_threads_passively
+
+start_numba_threads_passively()
+
+from numbaconv._validation import BackwardBeforeForwardError  # noqa: E402
+from numbaconv._version import __version__  # noqa: E402
+from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward  # noqa: E402
+from numbaconv.indices import col2im_indices, im2col_indices  # noqa: E402
+from numbaconv.layer import Conv  # noqa: E402
 
 __all__ = [
     "BackwardBeforeForwardError",

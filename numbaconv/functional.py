@@ -8,6 +8,9 @@ of the output is ever needed.  Images are processed in chunks whose column buffe
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,22 +26,65 @@ from numbaconv._validation import (
     make_geometry,
 )
 
+# Default byte budget of a column buffer.  Chunks this small stay in the last-level cache
+# between im2col and the matrix product, and stay below glibc's mmap threshold (32 MiB), so
+# the buffer is recycled by malloc instead of being page-faulted in afresh on every call.
+DEFAULT_WORKSPACE = 2 * 2**20
+
 
 @dataclass(frozen=True)
 class ConvCache:
     """What :func:`conv2d_backward` needs from the forward pass.
 
-    ``x`` and ``w`` are the (validated) arrays the forward pass used, not copies: modifying
-    them in place between forward and backward changes the gradients, as it would in the
-    classic layer if its columns were recomputed.  ``cols`` holds the column blocks when they
-    fitted in the workspace, else ``None`` and the backward pass recomputes them chunk by chunk.
+    Only the input is kept, not its columns: the backward pass recomputes them chunk by
+    chunk, which costs one more im2col but keeps memory at the size of ``x`` plus a bounded
+    workspace.  ``x`` and ``w`` are the validated arrays the forward pass used, not copies:
+    modifying them in place between forward and backward changes the gradients.
     """
 
     x: np.ndarray
     w: np.ndarray
     geometry: ConvGeometry
-    cols: np.ndarray | None
     images_per_chunk: int
+
+
+# Seconds per stage while a ``profile_stages()`` block is active, else None.
+_stage_seconds: dict[str, float] | None = None
+
+
+class _Stage:
+    """Adds the time spent inside ``with _Stage(name):`` to ``_stage_seconds`` when profiling."""
+
+    __slots__ = ("name", "start")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.start = 0.0
+
+    def __enter__(self) -> None:
+        if _stage_seconds is not None:
+            self.start = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        if _stage_seconds is not None:
+            elapsed = time.perf_counter() - self.start
+            _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
+
+
+@contextmanager
+def profile_stages() -> Iterator[dict[str, float]]:
+    """Collect the seconds spent in each stage of the forward and backward passes.
+
+    Yields a dict that fills in with ``im2col``, ``gemm`` (matrix products, including the
+    accumulation of ``dw``), ``col2im`` and ``bias`` (bias addition and ``db``) while the block
+    runs; whatever else a call spends (validation, allocation) is its total minus these.
+    """
+    global _stage_seconds
+    previous, _stage_seconds = _stage_seconds, {}
+    try:
+        yield _stage_seconds
+    finally:
+        _stage_seconds = previous
 
 
 def _bias_vector(b: object, k: int, dtype: np.dtype) -> np.ndarray | None:
@@ -54,8 +100,10 @@ def _bias_vector(b: object, k: int, dtype: np.dtype) -> np.ndarray | None:
 
 def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -> int:
     """How many images' column blocks fit in ``workspace`` bytes (at least one)."""
-    if workspace is None or geom.n == 0:
-        return max(geom.n, 1)
+    if geom.n == 0:
+        return 1
+    if workspace is None:
+        workspace = DEFAULT_WORKSPACE
     per_image = geom.rows * geom.positions * itemsize
     return int(min(max(workspace // max(per_image, 1), 1), geom.n))
 
@@ -87,6 +135,23 @@ def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray) -> None:
         _kernels.col2im_blocks(cols, *geom.kernel_args, dx)
 
 
+def _column_chunks(
+    x: np.ndarray, geom: ConvGeometry, chunk: int
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield ``(n0, n1, cols)``: the per-image columns of images ``n0:n1``, ``chunk`` at a time.
+
+    One buffer is reused for every chunk, so it must be consumed before the next is produced.
+    """
+    buffer = None
+    for n0 in range(0, geom.n, chunk):
+        n1 = min(n0 + chunk, geom.n)
+        if buffer is None and not geom.is_pointwise:
+            buffer = np.empty((n1 - n0, geom.rows, geom.positions), dtype=x.dtype)
+        with _Stage("im2col"):
+            cols = im2col_blocks(x[n0:n1], geom, None if buffer is None else buffer[: n1 - n0])
+        yield n0, n1, cols
+
+
 def conv2d_forward(
     x: np.ndarray,
     w: np.ndarray,
@@ -110,9 +175,8 @@ def conv2d_forward(
     stride, padding, dilation : int or (int, int)
         Per-axis (height, width) hyperparameters; padding is zero padding on both sides.
     workspace : int, optional
-        Upper bound in bytes for the column buffer. Images are then processed in chunks and
-        the backward pass recomputes the columns instead of keeping them. ``None`` (default)
-        keeps the columns of the whole batch.
+        Upper bound in bytes for the column buffer (default 2 MiB): images are processed in
+        chunks of as many images as fit, and at least one image at a time.
 
     Returns
     -------
@@ -138,18 +202,13 @@ def conv2d_forward(
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, k, geom.positions)
     w_row = w.reshape(k, geom.rows)
-    buffer = None
-    cols = None
-    for n0 in range(0, geom.n, chunk):
-        n1 = min(n0 + chunk, geom.n)
-        if buffer is None and not geom.is_pointwise:
-            buffer = np.empty((n1 - n0, geom.rows, geom.positions), dtype=x.dtype)
-        cols = im2col_blocks(x[n0:n1], geom, None if buffer is None else buffer[: n1 - n0])
-        np.matmul(w_row, cols, out=out3[n0:n1])
+    for n0, n1, cols in _column_chunks(x, geom, chunk):
+        with _Stage("gemm"):
+            np.matmul(w_row, cols, out=out3[n0:n1])
         if bias is not None:
-            out3[n0:n1] += bias[:, None]
-    keep = cols if chunk >= geom.n and not geom.is_pointwise else None
-    return out, ConvCache(x=x, w=w, geometry=geom, cols=keep, images_per_chunk=chunk)
+            with _Stage("bias"):
+                out3[n0:n1] += bias[:, None]
+    return out, ConvCache(x=x, w=w, geometry=geom, images_per_chunk=chunk)
 
 
 def conv2d_backward(
@@ -183,33 +242,25 @@ def conv2d_backward(
             f"got {dout.shape}")
     k, rows = geom.k, geom.rows
     dout3 = dout.reshape(geom.n, k, geom.positions)
-    db = dout3.sum(axis=(0, 2))
-    w_row = w.reshape(k, rows)
-    w_col = np.ascontiguousarray(w_row.T)
+    with _Stage("bias"):
+        db = dout3.sum(axis=(0, 2))
+    w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dw_row = np.zeros((k, rows), dtype=x.dtype)
     dw_image = np.empty((k, rows), dtype=x.dtype)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
-
-    chunk = cache.images_per_chunk
-    cols_buffer = None
+    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
     dcols_buffer = None
-    for n0 in range(0, geom.n, chunk):
-        n1 = min(n0 + chunk, geom.n)
-        if cache.cols is not None:
-            cols = cache.cols[n0:n1]
-        else:
-            if cols_buffer is None and not geom.is_pointwise:
-                cols_buffer = np.empty((n1 - n0, rows, geom.positions), dtype=x.dtype)
-            cols = im2col_blocks(
-                x[n0:n1], geom, None if cols_buffer is None else cols_buffer[: n1 - n0])
-        for i in range(n1 - n0):
-            np.dot(dout3[n0 + i], cols[i].T, out=dw_image)
-            dw_row += dw_image
-        if geom.is_pointwise:
-            np.matmul(w_col, dout3[n0:n1], out=dx.reshape(geom.n, rows, geom.positions)[n0:n1])
-            continue
-        if dcols_buffer is None:
-            dcols_buffer = np.empty((n1 - n0, rows, geom.positions), dtype=x.dtype)
-        dcols = np.matmul(w_col, dout3[n0:n1], out=dcols_buffer[: n1 - n0])
-        col2im_blocks(dcols, geom, dx[n0:n1])
+    for n0, n1, cols in _column_chunks(x, geom, cache.images_per_chunk):
+        with _Stage("gemm"):
+            for n in range(n0, n1):
+                np.dot(dout3[n], cols[n - n0].T, out=dw_image)
+                dw_row += dw_image
+            if geom.is_pointwise:  # the column gradient is the input gradient
+                np.matmul(w_col, dout3[n0:n1], out=dx3[n0:n1])
+                continue
+            if dcols_buffer is None:
+                dcols_buffer = np.empty(cols.shape, dtype=x.dtype)
+            dcols = np.matmul(w_col, dout3[n0:n1], out=dcols_buffer[: n1 - n0])
+        with _Stage("col2im"):
+            col2im_blocks(dcols, geom, dx[n0:n1])
     return dx, dw_row.reshape(geom.w_shape), db

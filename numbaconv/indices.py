@@ -61,7 +61,10 @@ def im2col_indices(
     geom = make_geometry(x.shape, 1, fh, fw, stride, padding, dilation, op="im2col_indices")
     cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
     if cols.size:
-        _kernels.im2col_classic(x, *geom.kernel_args, cols)
+        # Batch axis last first: every run of the classic layout is then a contiguous copy.
+        xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=x.dtype)
+        _kernels.batch_last(x.reshape(geom.n, -1), xt.reshape(-1, geom.n))
+        _kernels.im2col_classic(xt, *geom.kernel_args, cols)
     return cols
 
 
@@ -109,5 +112,7 @@ def col2im_indices(
             f"field {fh}x{fw}, padding {padding!r}, stride {stride!r}; got {cols.shape}")
     x = np.empty(shape, dtype=cols.dtype)
     if x.size:
-        _kernels.col2im_classic(cols, *geom.kernel_args, x)
+        xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=cols.dtype)
+        _kernels.col2im_classic(cols, *geom.kernel_args, xt)
+        _kernels.batch_first(xt.reshape(-1, geom.n), x.reshape(geom.n, -1))
     return x
