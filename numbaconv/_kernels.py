@@ -9,22 +9,33 @@ with ``r = (c * fh + a) * fw + b`` and ``q = i * Wo + j``.  Every column entry c
 ``xpad[n, c, i * sh + a * dh, j * sw + b * dw]`` where ``xpad`` is the input with ``ph`` / ``pw``
 zeros on each side; the padding is never materialised.
 
-Parallel loops (``prange``) run only over work items that write disjoint memory: im2col over
-column rows, col2im over *output* rows of ``dx``.  col2im is written as a gather: the work item
-that owns an output row visits every (a, b, i, j) that lands on it, in a fixed order, so the
-sums are race-free and bitwise identical for any thread count.
+Each kernel is a function of one *work item* ``t`` (``_..._item``) plus two drivers that run
+every item: a parallel one (``prange``) and a serial one for work too small to be worth waking
+the thread pool.  Work items write disjoint memory: im2col fills one row of the column matrix,
+col2im owns one *output* row of ``dx`` and gathers every (a, b, i, j) that lands on it in a
+fixed order.  So the parallel loops cannot race, and every output value is summed by one
+thread in the same order whatever the thread count: results are bitwise identical for any
+number of threads, and identical between the two drivers.
 
 Index arithmetic is done on ``np.int64`` values (``prange`` may hand out an unsigned index, and
 mixing unsigned with signed integers in Numba silently promotes to float).  The innermost copy
 and add loops then index with ``np.uint64`` offsets that are known to be non-negative: Numba
 cannot then emit its negative-index wraparound check, and LLVM vectorises the loops (about 3x
-faster on this machine).
+faster on the development machine).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+# Below this many output elements a kernel runs serially (see ``run``).
+SERIAL_BELOW = 1 << 15
+
+
+def run(parallel, serial, work: int, *args) -> None:
+    """Call the parallel driver, or the serial one when ``work`` elements are few."""
+    (serial if work < SERIAL_BELOW else parallel)(*args)
 
 
 @njit(cache=True, inline="always")
@@ -51,43 +62,22 @@ def _zero(dst, start, count):
 
 
 @njit(cache=True, inline="always")
-def _gather(dst, d_start, src, s_start, s_step, count):
-    """``dst[d_start + k] = src[s_start + k * s_step]`` for ``k < count``."""
-    d0 = np.uint64(d_start)
-    s0 = np.uint64(s_start)
-    if s_step == 1:
-        for k in range(np.uint64(count)):
-            dst[d0 + k] = src[s0 + k]
-    else:
-        step = np.uint64(s_step)
-        for k in range(np.uint64(count)):
-            dst[d0 + k] = src[s0 + k * step]
-
-
-@njit(cache=True, inline="always")
-def _scatter(dst, d_start, d_step, src, s_start, s_step, count):
+def _copy(dst, d_start, d_step, src, s_start, s_step, count):
     """``dst[d_start + k * d_step] = src[s_start + k * s_step]`` for ``k < count``."""
     d0 = np.uint64(d_start)
     s0 = np.uint64(s_start)
-    d_inc = np.uint64(d_step)
-    s_inc = np.uint64(s_step)
-    for k in range(np.uint64(count)):
-        dst[d0 + k * d_inc] = src[s0 + k * s_inc]
+    if d_step == 1 and s_step == 1:  # the common case, kept simple for the vectoriser
+        for k in range(np.uint64(count)):
+            dst[d0 + k] = src[s0 + k]
+    else:
+        d_inc = np.uint64(d_step)
+        s_inc = np.uint64(s_step)
+        for k in range(np.uint64(count)):
+            dst[d0 + k * d_inc] = src[s0 + k * s_inc]
 
 
 @njit(cache=True, inline="always")
-def _strided_add(dst, d_start, d_step, src, s_start, s_step, count):
-    """``dst[d_start + k * d_step] += src[s_start + k * s_step]`` for ``k < count``."""
-    d0 = np.uint64(d_start)
-    s0 = np.uint64(s_start)
-    d_inc = np.uint64(d_step)
-    s_inc = np.uint64(s_step)
-    for k in range(np.uint64(count)):
-        dst[d0 + k * d_inc] += src[s0 + k * s_inc]
-
-
-@njit(cache=True, inline="always")
-def _scatter_add(dst, d_start, d_step, src, s_start, count):
+def _add(dst, d_start, d_step, src, s_start, count):
     """``dst[d_start + k * d_step] += src[s_start + k]`` for ``k < count``."""
     d0 = np.uint64(d_start)
     s0 = np.uint64(s_start)
@@ -95,170 +85,234 @@ def _scatter_add(dst, d_start, d_step, src, s_start, count):
         for k in range(np.uint64(count)):
             dst[d0 + k] += src[s0 + k]
     else:
-        step = np.uint64(d_step)
+        d_inc = np.uint64(d_step)
         for k in range(np.uint64(count)):
-            dst[d0 + k * step] += src[s0 + k]
+            dst[d0 + k * d_inc] += src[s0 + k]
+
+
+# --- per-image blocks: cols[n, r, q] ----------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def _im2col_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Row ``t = n * R + r`` of the column blocks viewed as ``(N * R, Q)``."""
+    taps = np.int64(fh) * fw
+    rows = n_ch * taps
+    n = t // rows
+    r = t - n * rows
+    c = r // taps
+    a = (r - c * taps) // fw
+    b = r - c * taps - a * fw
+    off_w = b * dw - pw
+    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+    plane = (n * n_ch + c) * h * w
+    for i in range(ho):
+        y = i * sh + a * dh - ph
+        o = (t * ho + i) * wo
+        if y < 0 or y >= h:
+            _zero(dst, o, wo)
+            continue
+        _zero(dst, o, j_lo)
+        _copy(dst, o + j_lo, 1, src, plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
+        _zero(dst, o + j_hi, wo - j_hi)
 
 
 @njit(cache=True, parallel=True)
 def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Fill ``cols[n, (c*fh + a)*fw + b, i*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``."""
     n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    for item in prange(n_img * n_ch * fh * fw):
+        _im2col_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo)
+
+
+@njit(cache=True)
+def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_blocks`."""
+    n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    for item in range(n_img * n_ch * fh * fw):
+        _im2col_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo)
+
+
+@njit(cache=True, inline="always")
+def _col2im_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Output row ``t = (n * C + c) * H + y`` of ``dx`` viewed as ``(N * C * H, W)``."""
     taps = np.int64(fh) * fw
-    rows = n_ch * taps
     q_size = np.int64(ho) * wo
-    src = x.reshape(x.size)
-    dst = cols.reshape(cols.size)
-    for item in prange(n_img * rows):
-        t = np.int64(item)  # row t of cols viewed as (n_img * rows, q_size)
-        n = t // rows
-        r = t - n * rows
-        c = r // taps
-        a = (r - c * taps) // fw
-        b = r - c * taps - a * fw
-        off_w = b * dw - pw
-        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-        plane = (n * n_ch + c) * h * w
-        for i in range(ho):
-            y = i * sh + a * dh - ph
-            o = t * q_size + i * wo
-            if y < 0 or y >= h:
-                _zero(dst, o, wo)
-                continue
-            _zero(dst, o, j_lo)
-            _gather(dst, o + j_lo, src, plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
-            _zero(dst, o + j_hi, wo - j_hi)
+    plane = t // h  # n * n_ch + c
+    y = t - plane * h
+    o = t * w
+    _zero(dst, o, w)
+    for a in range(fh):
+        num = y + ph - a * dh
+        if num < 0:
+            break  # num only decreases with a
+        if num % sh != 0:
+            continue
+        i = num // sh
+        if i >= ho:
+            continue
+        for b in range(fw):
+            off_w = b * dw - pw
+            j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+            s = (plane * taps + a * fw + b) * q_size + i * wo + j_lo
+            _add(dst, o + off_w + j_lo * sw, sw, src, s, j_hi - j_lo)
 
 
 @njit(cache=True, parallel=True)
 def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     """Overwrite ``dx`` with the adjoint of :func:`im2col_blocks` applied to ``cols``."""
     n_img, n_ch, h, w = dx.shape
-    taps = np.int64(fh) * fw
-    q_size = np.int64(ho) * wo
-    src = cols.reshape(cols.size)
-    dst = dx.reshape(dx.size)
+    src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     for item in prange(n_img * n_ch * h):
-        t = np.int64(item)  # output row t of dx viewed as (n_img * n_ch * h, w)
-        plane = t // h  # n * n_ch + c
-        y = t - plane * h
-        o = t * w
-        _zero(dst, o, w)
-        for a in range(fh):
-            num = y + ph - a * dh
-            if num < 0:
-                break  # num only decreases with a
-            if num % sh != 0:
-                continue
-            i = num // sh
-            if i >= ho:
-                continue
-            for b in range(fw):
-                off_w = b * dw - pw
-                j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-                s = ((plane * taps + a * fw + b) * q_size) + i * wo + j_lo
-                _scatter_add(dst, o + off_w + j_lo * sw, sw, src, s, j_hi - j_lo)
+        _col2im_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo)
 
 
-_TILE = 32  # rows of a transpose tile: tile_rows x n_img elements stay in L1
+@njit(cache=True)
+def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
+    """Serial driver of :func:`col2im_blocks`."""
+    n_img, n_ch, h, w = dx.shape
+    src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
+    for item in range(n_img * n_ch * h):
+        _col2im_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo)
 
 
-@njit(cache=True, parallel=True)
-def batch_last(x, out):
-    """``out[m, n] = x[n, m]`` for ``x`` of shape (N, M): move the batch axis last."""
-    n_img, size = x.shape
-    src = x.reshape(x.size)
-    dst = out.reshape(out.size)
-    for tile in prange((size + _TILE - 1) // _TILE):
-        m0 = np.int64(tile) * _TILE
-        count = min(_TILE, size - m0)
-        for n in range(n_img):
-            _scatter(dst, m0 * n_img + n, n_img, src, n * size + m0, 1, count)
+# --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------
+
+_TILE = 32  # rows of a transpose tile: _TILE x N elements stay in L1
+
+
+@njit(cache=True, inline="always")
+def _transpose_tile(src, dst, tile, n_img, size, to_batch_last):
+    """Rows ``tile*_TILE ...`` of ``(M, N)``, moved from / to ``(N, M)``."""
+    m0 = tile * _TILE
+    count = min(_TILE, size - m0)
+    for n in range(n_img):
+        if to_batch_last:
+            _copy(dst, m0 * n_img + n, n_img, src, n * size + m0, 1, count)
+        else:
+            _copy(dst, n * size + m0, 1, src, m0 * n_img + n, n_img, count)
 
 
 @njit(cache=True, parallel=True)
-def batch_first(x, out):
-    """``out[n, m] = x[m, n]`` for ``x`` of shape (M, N): move the batch axis first."""
-    size, n_img = x.shape
-    src = x.reshape(x.size)
-    dst = out.reshape(out.size)
+def transpose_batch(x, out, to_batch_last):
+    """``out[m, n] = x[n, m]`` (``to_batch_last``) or ``out[n, m] = x[m, n]`` (otherwise)."""
+    n_img, size = x.shape if to_batch_last else (x.shape[1], x.shape[0])
+    src, dst = x.reshape(x.size), out.reshape(out.size)
     for tile in prange((size + _TILE - 1) // _TILE):
-        m0 = np.int64(tile) * _TILE
-        count = min(_TILE, size - m0)
-        for n in range(n_img):
-            _scatter(dst, n * size + m0, 1, src, m0 * n_img + n, n_img, count)
+        _transpose_tile(src, dst, np.int64(tile), n_img, size, to_batch_last)
+
+
+@njit(cache=True)
+def transpose_batch_serial(x, out, to_batch_last):
+    """Serial driver of :func:`transpose_batch`."""
+    n_img, size = x.shape if to_batch_last else (x.shape[1], x.shape[0])
+    src, dst = x.reshape(x.size), out.reshape(out.size)
+    for tile in range((size + _TILE - 1) // _TILE):
+        _transpose_tile(src, dst, np.int64(tile), n_img, size, to_batch_last)
+
+
+@njit(cache=True, inline="always")
+def _im2col_classic_item(src, dst, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Segment ``t = r * Ho + i`` of the classic columns: output row i of tap row r."""
+    taps = np.int64(fh) * fw
+    r = t // ho
+    i = t - r * ho
+    c = r // taps
+    a = (r - c * taps) // fw
+    b = r - c * taps - a * fw
+    start = t * wo * n_img  # == r * (Ho*Wo*N) + i * Wo * N
+    y = i * sh + a * dh - ph
+    if y < 0 or y >= h:
+        _zero(dst, start, wo * n_img)
+        return
+    off_w = b * dw - pw
+    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+    _zero(dst, start, j_lo * n_img)
+    s_row = ((c * h + y) * w + off_w) * n_img
+    if sw == 1:  # one contiguous run of (j_hi - j_lo) * N values
+        _copy(dst, start + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1, (j_hi - j_lo) * n_img)
+    else:
+        for j in range(j_lo, j_hi):
+            _copy(dst, start + j * n_img, 1, src, s_row + j * sw * n_img, 1, n_img)
+    _zero(dst, start + j_hi * n_img, (wo - j_hi) * n_img)
 
 
 @njit(cache=True, parallel=True)
 def im2col_classic(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``.
 
-    ``xt`` is the input with the batch axis last, shape (C, H, W, N) (see :func:`batch_last`),
-    so that every run of the output copies contiguous memory.
+    ``xt`` is the input with the batch axis last, shape (C, H, W, N) (see
+    :func:`transpose_batch`), so that the runs of the classic layout are contiguous copies.
     """
     n_ch, h, w, n_img = xt.shape
+    src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
+    for item in prange(n_ch * fh * fw * ho):
+        _im2col_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+                             dh, dw, ho, wo)
+
+
+@njit(cache=True)
+def im2col_classic_serial(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_classic`."""
+    n_ch, h, w, n_img = xt.shape
+    src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
+    for item in range(n_ch * fh * fw * ho):
+        _im2col_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+                             dh, dw, ho, wo)
+
+
+@njit(cache=True, inline="always")
+def _col2im_classic_item(src, dst, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Row ``t = c * H + y`` of the batch-last gradient (C, H, W, N), in every image."""
     taps = np.int64(fh) * fw
-    rows = n_ch * taps
     row_len = np.int64(ho) * wo * n_img
-    src = xt.reshape(xt.size)
-    dst = cols.reshape(cols.size)
-    for item in prange(rows * ho):
-        t = np.int64(item)  # (r, i): output row i of column row r, all images
-        r = t // ho
-        i = t - r * ho
-        c = r // taps
-        a = (r - c * taps) // fw
-        b = r - c * taps - a * fw
-        start = r * row_len + i * wo * n_img
-        y = i * sh + a * dh - ph
-        if y < 0 or y >= h:
-            _zero(dst, start, wo * n_img)
+    c = t // h
+    y = t - c * h
+    o = t * w * n_img
+    _zero(dst, o, w * n_img)
+    for a in range(fh):
+        num = y + ph - a * dh
+        if num < 0:
+            break
+        if num % sh != 0:
             continue
-        off_w = b * dw - pw
-        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-        _zero(dst, start, j_lo * n_img)
-        s_row = ((c * h + y) * w + off_w) * n_img
-        if sw == 1:
-            _gather(dst, start + j_lo * n_img, src, s_row + j_lo * n_img, 1,
-                    (j_hi - j_lo) * n_img)
-        else:
-            for j in range(j_lo, j_hi):
-                _gather(dst, start + j * n_img, src, s_row + j * sw * n_img, 1, n_img)
-        _zero(dst, start + j_hi * n_img, (wo - j_hi) * n_img)
+        i = num // sh
+        if i >= ho:
+            continue
+        for b in range(fw):
+            off_w = b * dw - pw
+            j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+            s_row = (c * taps + a * fw + b) * row_len + i * wo * n_img
+            if sw == 1:
+                _add(dst, o + (j_lo + off_w) * n_img, 1, src, s_row + j_lo * n_img,
+                     (j_hi - j_lo) * n_img)
+            else:
+                for j in range(j_lo, j_hi):
+                    _add(dst, o + (j * sw + off_w) * n_img, 1, src, s_row + j * n_img, n_img)
 
 
 @njit(cache=True, parallel=True)
 def col2im_classic(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
     """Overwrite ``dxt`` (shape (C, H, W, N), batch last) with the adjoint of
-    :func:`im2col_classic` applied to ``cols``; :func:`batch_first` then gives (N, C, H, W)."""
+    :func:`im2col_classic` applied to ``cols``; :func:`transpose_batch` then gives (N, C, H, W).
+    """
     n_ch, h, w, n_img = dxt.shape
-    taps = np.int64(fh) * fw
-    row_len = np.int64(ho) * wo * n_img
-    src = cols.reshape(cols.size)
-    dst = dxt.reshape(dxt.size)
+    src, dst = cols.reshape(cols.size), dxt.reshape(dxt.size)
     for item in prange(n_ch * h):
-        t = np.int64(item)  # (c, y): row y of channel c, all images
-        c = t // h
-        y = t - c * h
-        o = t * w * n_img
-        _zero(dst, o, w * n_img)
-        for a in range(fh):
-            num = y + ph - a * dh
-            if num < 0:
-                break
-            if num % sh != 0:
-                continue
-            i = num // sh
-            if i >= ho:
-                continue
-            for b in range(fw):
-                off_w = b * dw - pw
-                j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-                s_row = (c * taps + a * fw + b) * row_len + i * wo * n_img
-                if sw == 1:
-                    _scatter_add(dst, o + (j_lo + off_w) * n_img, 1, src,
-                                 s_row + j_lo * n_img, (j_hi - j_lo) * n_img)
-                else:
-                    for j in range(j_lo, j_hi):
-                        _scatter_add(dst, o + (j * sw + off_w) * n_img, 1, src,
-                                     s_row + j * n_img, n_img)
+        _col2im_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+                             dh, dw, ho, wo)
+
+
+@njit(cache=True)
+def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
+    """Serial driver of :func:`col2im_classic`."""
+    n_ch, h, w, n_img = dxt.shape
+    src, dst = cols.reshape(cols.size), dxt.reshape(dxt.size)
+    for item in range(n_ch * h):
+        _col2im_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+                             dh, dw, ho, wo)

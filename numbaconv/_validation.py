@@ -29,6 +29,8 @@ def _describe(value: object) -> str:
 
 def as_int(name: str, value: object) -> int:
     """``value`` as a Python int; bools, floats and other types are a TypeError."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
+        value = value.item()
     if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int, got {_describe(value)}")
     try:
@@ -39,9 +41,14 @@ def as_int(name: str, value: object) -> int:
 
 def as_pair(name: str, value: object, minimum: int) -> tuple[int, int]:
     """An int or an (h, w) pair of ints, each ``>= minimum``, as a tuple of two ints."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
     if isinstance(value, (tuple, list, np.ndarray)):
-        items = list(np.asarray(value, dtype=object).ravel()) if isinstance(
-            value, np.ndarray) else list(value)
+        if isinstance(value, np.ndarray) and value.ndim != 1:
+            raise ValueError(
+                f"{name} must be an int or a pair (h, w) of ints, got an array of shape "
+                f"{value.shape}")
+        items = list(value)
         if len(items) != 2:
             raise ValueError(
                 f"{name} must be an int or a pair (h, w) of ints, got {value!r} "
@@ -86,7 +93,27 @@ def as_float_array(name: str, value: object, dtype: np.dtype | None = None) -> n
             f"{name} must be a float32 or float64 array, got dtype {value.dtype}"
             + ("" if kind == "f" else " (convert it explicitly, e.g. x.astype(np.float32))"))
     target = value.dtype.newbyteorder("=") if dtype is None else np.dtype(dtype)
-    return np.ascontiguousarray(value, dtype=target)
+    # np.asarray keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d).
+    return np.asarray(value, dtype=target, order="C")
+
+
+def as_positive_int(name: str, value: object) -> int:
+    """``value`` as a Python int ``>= 1``."""
+    result = as_int(name, value)
+    if result < 1:
+        raise ValueError(f"{name} must be a positive int, got {result}")
+    check_count(name, result)
+    return result
+
+
+def check_workspace(workspace: object) -> int | None:
+    """``None`` or a positive number of bytes."""
+    if workspace is None:
+        return None
+    value = as_int("workspace", workspace)
+    if value < 1:
+        raise ValueError(f"workspace must be a positive number of bytes or None, got {value}")
+    return value
 
 
 def check_ndim(name: str, arr: np.ndarray, ndim: int, layout: str, op: str) -> None:

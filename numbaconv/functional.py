@@ -20,9 +20,9 @@ from numbaconv._validation import (
     ConvGeometry,
     IntPair,
     as_float_array,
-    as_int,
     check_ndim,
     check_same_dtype,
+    check_workspace,
     make_geometry,
 )
 
@@ -38,8 +38,9 @@ class ConvCache:
 
     Only the input is kept, not its columns: the backward pass recomputes them chunk by
     chunk, which costs one more im2col but keeps memory at the size of ``x`` plus a bounded
-    workspace.  ``x`` and ``w`` are the validated arrays the forward pass used, not copies:
-    modifying them in place between forward and backward changes the gradients.
+    workspace.  ``x`` is a private copy (writing into the caller's array after the forward
+    pass does not change the gradients); ``w`` is the caller's array, so, as in the classic
+    layer, the backward pass uses the weights as they are when it runs.
     """
 
     x: np.ndarray
@@ -108,22 +109,14 @@ def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -
     return int(min(max(workspace // max(per_image, 1), 1), geom.n))
 
 
-def _check_workspace(workspace: object) -> int | None:
-    if workspace is None:
-        return None
-    value = as_int("workspace", workspace)
-    if value < 1:
-        raise ValueError(f"workspace must be a positive number of bytes or None, got {value}")
-    return value
-
-
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
     """Per-image columns ``(N, R, Q)`` of a validated, C-contiguous ``x``."""
     if geom.is_pointwise:
         return x.reshape(x.shape[0], geom.c, geom.positions)
     if out is None:
         out = np.empty((x.shape[0], geom.rows, geom.positions), dtype=x.dtype)
-    _kernels.im2col_blocks(x, *geom.kernel_args, out)
+    _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
+                 x, *geom.kernel_args, out)
     return out
 
 
@@ -132,7 +125,8 @@ def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray) -> None:
     if geom.is_pointwise:
         dx.reshape(cols.shape)[...] = cols
     else:
-        _kernels.col2im_blocks(cols, *geom.kernel_args, dx)
+        _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
+                     cols, *geom.kernel_args, dx)
 
 
 def _column_chunks(
@@ -185,7 +179,12 @@ def conv2d_forward(
     cache : ConvCache
         Pass to :func:`conv2d_backward`.
     """
+    given = x
     x = as_float_array("input", x)
+    if isinstance(given, np.ndarray) and np.may_share_memory(x, given):
+        # The backward pass reads x again: keep a private copy, so that the caller writing
+        # into its array between forward and backward cannot change the gradients.
+        x = x.copy()
     w = as_float_array("weight", w)
     check_ndim("input", x, 4, "(N, C, H, W)", "conv2d")
     check_ndim("weight", w, 4, "(K, C, fh, fw)", "conv2d")
@@ -197,7 +196,7 @@ def conv2d_forward(
     k, _, fh, fw = w.shape
     geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
     bias = _bias_vector(b, k, x.dtype)
-    chunk = images_per_chunk(geom, x.itemsize, _check_workspace(workspace))
+    chunk = images_per_chunk(geom, x.itemsize, check_workspace(workspace))
 
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, k, geom.positions)

@@ -63,8 +63,11 @@ def im2col_indices(
     if cols.size:
         # Batch axis last first: every run of the classic layout is then a contiguous copy.
         xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=x.dtype)
-        _kernels.batch_last(x.reshape(geom.n, -1), xt.reshape(-1, geom.n))
-        _kernels.im2col_classic(xt, *geom.kernel_args, cols)
+        k = _kernels
+        k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
+              x.reshape(geom.n, -1), xt.reshape(-1, geom.n), True)
+        k.run(k.im2col_classic, k.im2col_classic_serial, cols.size,
+              xt, *geom.kernel_args, cols)
     return cols
 
 
@@ -113,6 +116,9 @@ def col2im_indices(
     x = np.empty(shape, dtype=cols.dtype)
     if x.size:
         xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=cols.dtype)
-        _kernels.col2im_classic(cols, *geom.kernel_args, xt)
-        _kernels.batch_first(xt.reshape(-1, geom.n), x.reshape(geom.n, -1))
+        k = _kernels
+        k.run(k.col2im_classic, k.col2im_classic_serial, cols.size,
+              cols, *geom.kernel_args, xt)
+        k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
+              xt.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
     return x

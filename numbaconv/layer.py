@@ -9,7 +9,9 @@ from numbaconv._validation import (
     IntPair,
     as_float_array,
     as_int,
+    as_positive_int,
     check_ndim,
+    check_workspace,
     make_geometry,
 )
 from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward
@@ -82,12 +84,12 @@ class Conv:
         workspace: int | None = None,
     ) -> None:
         self.d_X, self.h_X, self.w_X = image_dims(X_dim)
-        self.n_filter = as_int("n_filter", n_filter)
-        self.h_filter = as_int("h_filter", h_filter)
-        self.w_filter = as_int("w_filter", w_filter)
+        self.n_filter = as_positive_int("n_filter", n_filter)
+        self.h_filter = as_positive_int("h_filter", h_filter)
+        self.w_filter = as_positive_int("w_filter", w_filter)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.dtype = layer_dtype(dtype)
-        self.workspace = workspace
+        self.workspace = check_workspace(workspace)
         geom = make_geometry((1, self.d_X, self.h_X, self.w_X), self.n_filter,
                              self.h_filter, self.w_filter, stride, padding, dilation, op="Conv")
         self.h_out, self.w_out = geom.ho, geom.wo
