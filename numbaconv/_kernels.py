@@ -10,8 +10,9 @@ with ``r = (c * fh + a) * fw + b`` and ``q = i * Wo + j``.  Every column entry c
 zeros on each side; the padding is never materialised.
 
 Each kernel is a function of one *work item* ``t`` (``_..._item``) plus two drivers that run
-every item: a parallel one (``prange``) and a serial one for work too small to be worth waking
-the thread pool.  Work items write disjoint memory: im2col fills one row of the column matrix,
+every item: a parallel one (``prange``) and a serial one (which releases the GIL) for work too
+small to be worth waking the thread pool, or for callers that run their own threads.  Work
+items write disjoint memory: im2col fills one row of the column matrix,
 col2im owns one *output* row of ``dx`` and gathers every (a, b, i, j) that lands on it in a
 fixed order.  So the parallel loops cannot race, and every output value is summed by one
 thread in the same order whatever the thread count: results are bitwise identical for any
@@ -33,9 +34,9 @@ from numba import njit, prange
 SERIAL_BELOW = 1 << 15
 
 
-def run(parallel, serial, work: int, *args) -> None:
-    """Call the parallel driver, or the serial one when ``work`` elements are few."""
-    (serial if work < SERIAL_BELOW else parallel)(*args)
+def run(parallel, serial, work: int, *args, force_serial: bool = False) -> None:
+    """Call the parallel driver, or the serial one when asked or when ``work`` is small."""
+    (serial if force_serial or work < SERIAL_BELOW else parallel)(*args)
 
 
 @njit(cache=True, inline="always")
@@ -126,7 +127,7 @@ def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
                             dh, dw, ho, wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Serial driver of :func:`im2col_blocks`."""
     n_img, n_ch, h, w = x.shape
@@ -171,7 +172,7 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
                             dh, dw, ho, wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     """Serial driver of :func:`col2im_blocks`."""
     n_img, n_ch, h, w = dx.shape
@@ -207,7 +208,7 @@ def transpose_batch(x, out, to_batch_last):
         _transpose_tile(src, dst, np.int64(tile), n_img, size, to_batch_last)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def transpose_batch_serial(x, out, to_batch_last):
     """Serial driver of :func:`transpose_batch`."""
     n_img, size = x.shape if to_batch_last else (x.shape[1], x.shape[0])
@@ -256,7 +257,7 @@ def im2col_classic(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
                              dh, dw, ho, wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def im2col_classic_serial(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Serial driver of :func:`im2col_classic`."""
     n_ch, h, w, n_img = xt.shape
@@ -308,7 +309,7 @@ def col2im_classic(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
                              dh, dw, ho, wo)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
     """Serial driver of :func:`col2im_classic`."""
     n_ch, h, w, n_img = dxt.shape

@@ -8,6 +8,7 @@ of the output is ever needed.  Images are processed in chunks whose column buffe
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbaconv import _kernels
+from numbaconv._lanes import run_lanes
 from numbaconv._validation import (
     ConvGeometry,
     IntPair,
@@ -51,6 +53,7 @@ class ConvCache:
 
 # Seconds per stage while a ``profile_stages()`` block is active, else None.
 _stage_seconds: dict[str, float] | None = None
+_stage_lock = threading.Lock()
 
 
 class _Stage:
@@ -69,7 +72,8 @@ class _Stage:
     def __exit__(self, *exc: object) -> None:
         if _stage_seconds is not None:
             elapsed = time.perf_counter() - self.start
-            _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
+            with _stage_lock:
+                _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
 
 
 @contextmanager
@@ -78,7 +82,8 @@ def profile_stages() -> Iterator[dict[str, float]]:
 
     Yields a dict that fills in with ``im2col``, ``gemm`` (matrix products, including the
     accumulation of ``dw``), ``col2im`` and ``bias`` (bias addition and ``db``) while the block
-    runs; whatever else a call spends (validation, allocation) is its total minus these.
+    runs.  Times are summed over the threads that work on a call, so compare them as shares of
+    their sum; whatever else a call spends (validation, allocation) is not in any stage.
     """
     global _stage_seconds
     previous, _stage_seconds = _stage_seconds, {}
@@ -109,41 +114,45 @@ def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -
     return int(min(max(workspace // max(per_image, 1), 1), geom.n))
 
 
-def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None) -> np.ndarray:
+def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
+                  serial: bool = False) -> np.ndarray:
     """Per-image columns ``(N, R, Q)`` of a validated, C-contiguous ``x``."""
     if geom.is_pointwise:
         return x.reshape(x.shape[0], geom.c, geom.positions)
     if out is None:
         out = np.empty((x.shape[0], geom.rows, geom.positions), dtype=x.dtype)
     _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
-                 x, *geom.kernel_args, out)
+                 x, *geom.kernel_args, out, force_serial=serial)
     return out
 
 
-def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray) -> None:
+def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
+                  serial: bool = False) -> None:
     """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of per-image ``cols``."""
     if geom.is_pointwise:
         dx.reshape(cols.shape)[...] = cols
     else:
         _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
-                     cols, *geom.kernel_args, dx)
+                     cols, *geom.kernel_args, dx, force_serial=serial)
 
 
 def _column_chunks(
-    x: np.ndarray, geom: ConvGeometry, chunk: int
+    x: np.ndarray, geom: ConvGeometry, n0: int, n1: int, chunk: int, serial: bool
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(n0, n1, cols)``: the per-image columns of images ``n0:n1``, ``chunk`` at a time.
+    """Yield ``(m0, m1, cols)``: the per-image columns of images ``m0:m1`` within ``n0:n1``,
+    ``chunk`` images at a time.
 
     One buffer is reused for every chunk, so it must be consumed before the next is produced.
     """
     buffer = None
-    for n0 in range(0, geom.n, chunk):
-        n1 = min(n0 + chunk, geom.n)
+    for m0 in range(n0, n1, chunk):
+        m1 = min(m0 + chunk, n1)
         if buffer is None and not geom.is_pointwise:
-            buffer = np.empty((n1 - n0, geom.rows, geom.positions), dtype=x.dtype)
+            buffer = np.empty((m1 - m0, geom.rows, geom.positions), dtype=x.dtype)
         with _Stage("im2col"):
-            cols = im2col_blocks(x[n0:n1], geom, None if buffer is None else buffer[: n1 - n0])
-        yield n0, n1, cols
+            cols = im2col_blocks(x[m0:m1], geom, None if buffer is None else buffer[: m1 - m0],
+                                 serial)
+        yield m0, m1, cols
 
 
 def conv2d_forward(
@@ -201,12 +210,16 @@ def conv2d_forward(
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, k, geom.positions)
     w_row = w.reshape(k, geom.rows)
-    for n0, n1, cols in _column_chunks(x, geom, chunk):
-        with _Stage("gemm"):
-            np.matmul(w_row, cols, out=out3[n0:n1])
-        if bias is not None:
-            with _Stage("bias"):
-                out3[n0:n1] += bias[:, None]
+
+    def forward_lane(n0: int, n1: int, serial: bool) -> None:
+        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial):
+            with _Stage("gemm"):
+                np.matmul(w_row, cols, out=out3[m0:m1])
+            if bias is not None:
+                with _Stage("bias"):
+                    out3[m0:m1] += bias[:, None]
+
+    run_lanes(forward_lane, geom.n)
     return out, ConvCache(x=x, w=w, geometry=geom, images_per_chunk=chunk)
 
 
@@ -244,22 +257,30 @@ def conv2d_backward(
     with _Stage("bias"):
         db = dout3.sum(axis=(0, 2))
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
-    dw_row = np.zeros((k, rows), dtype=x.dtype)
-    dw_image = np.empty((k, rows), dtype=x.dtype)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
-    dcols_buffer = None
-    for n0, n1, cols in _column_chunks(x, geom, cache.images_per_chunk):
-        with _Stage("gemm"):
-            for n in range(n0, n1):
-                np.dot(dout3[n], cols[n - n0].T, out=dw_image)
-                dw_row += dw_image
-            if geom.is_pointwise:  # the column gradient is the input gradient
-                np.matmul(w_col, dout3[n0:n1], out=dx3[n0:n1])
-                continue
-            if dcols_buffer is None:
-                dcols_buffer = np.empty(cols.shape, dtype=x.dtype)
-            dcols = np.matmul(w_col, dout3[n0:n1], out=dcols_buffer[: n1 - n0])
-        with _Stage("col2im"):
-            col2im_blocks(dcols, geom, dx[n0:n1])
+
+    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
+        """dx of images n0:n1, and their part of dw (summed image by image, in order)."""
+        dw_lane = np.zeros((k, rows), dtype=x.dtype)
+        dw_image = np.empty((k, rows), dtype=x.dtype)
+        dcols_buffer = None
+        for m0, m1, cols in _column_chunks(x, geom, n0, n1, cache.images_per_chunk, serial):
+            with _Stage("gemm"):
+                for m in range(m0, m1):
+                    np.dot(dout3[m], cols[m - m0].T, out=dw_image)
+                    dw_lane += dw_image
+                if geom.is_pointwise:  # the column gradient is the input gradient
+                    np.matmul(w_col, dout3[m0:m1], out=dx3[m0:m1])
+                    continue
+                if dcols_buffer is None:
+                    dcols_buffer = np.empty(cols.shape, dtype=x.dtype)
+                dcols = np.matmul(w_col, dout3[m0:m1], out=dcols_buffer[: m1 - m0])
+            with _Stage("col2im"):
+                col2im_blocks(dcols, geom, dx[m0:m1], serial)
+        return dw_lane
+
+    dw_row = np.zeros((k, rows), dtype=x.dtype)
+    for dw_lane in run_lanes(backward_lane, geom.n):  # lane order: deterministic sums
+        dw_row += dw_lane
     return dx, dw_row.reshape(geom.w_shape), db

@@ -106,3 +106,25 @@ def test_concurrent_calls_from_python_threads(rng):
     for result in results:
         for got, ref in zip(result, expected, strict=True):
             assert np.array_equal(got, ref)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 9], ids=lambda n: f"N{n}")
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+def test_bitwise_identical_across_thread_counts_for_any_batch(n, dtype, rng):
+    """Batches smaller than, equal to and larger than the thread count, with matrix products
+    big enough that a multi-threaded BLAS would split them (OpenBLAS's results depend on its
+    own thread count, so numbaconv must keep it fixed)."""
+    x = rng.standard_normal((n, 32, 21, 23)).astype(dtype)
+    w = rng.standard_normal((64, 32, 3, 3)).astype(dtype)
+    dout = rng.standard_normal((n, 64, 21, 23)).astype(dtype)
+
+    def run():
+        out, cache = numbaconv.conv2d_forward(x, w, None, 1, 1)
+        return [out, *numbaconv.conv2d_backward(dout, cache)]
+
+    with numba_threads(1):
+        single = run()
+    with numba_threads(numba.config.NUMBA_NUM_THREADS):
+        multi = run()
+    for name, a, m in zip(["out", "dx", "dw", "db"], single, multi, strict=True):
+        assert np.array_equal(a, m), f"{name} differs between 1 and all threads"
