@@ -35,6 +35,7 @@ from typing import TypeVar
 import numba
 import numpy as np
 
+SMALL_CALL = 1 << 21  # multiply-adds below which a call runs in the calling thread only
 LANES = 8  # lanes per call (fewer for small batches); the weight gradient keeps one partial each
 
 T = TypeVar("T")
@@ -110,17 +111,22 @@ def lane_bounds(n: int) -> list[tuple[int, int]]:
     return [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
 
 
-def run_lanes(work: Callable[[int, int, bool], T], n: int) -> list[T]:
+def run_lanes(work: Callable[[int, int, bool], T], n: int, multiply_adds: int) -> list[T]:
     """``[work(n0, n1, serial) for each lane]``, in lane order, spread over the threads.
 
     ``serial`` tells ``work`` whether to use serial kernels (each thread has its own lanes)
-    or parallel ones (the lanes run one after the other in the calling thread).
+    or parallel ones (the lanes run one after the other in the calling thread).  Calls of
+    fewer than ``SMALL_CALL`` multiply-adds run serially in the calling thread: handing them
+    to other threads would cost more than it saves.
     """
     bounds = lane_bounds(n)
     threads = numba.get_num_threads()
     blas, pool = _setup()
     if blas is None:
         return [work(n0, n1, False) for n0, n1 in bounds]
+    if multiply_adds < SMALL_CALL or threads == 1:
+        with blas.single():
+            return [work(n0, n1, True) for n0, n1 in bounds]
     if len(bounds) < threads:
         # Too few images to give every thread its own: parallel kernels, one lane at a time.
         # BLAS stays single-threaded even so: OpenBLAS's results depend on its thread count.

@@ -167,6 +167,11 @@ class ConvGeometry:
         return self.ho * self.wo
 
     @property
+    def multiply_adds(self) -> int:
+        """Multiply-adds of the forward product: ``N * K * C*fh*fw * Ho*Wo``."""
+        return self.n * self.k * self.rows * self.positions
+
+    @property
     def kernel_args(self) -> tuple[int, ...]:
         """The trailing scalar arguments that every kernel takes, in kernel order."""
         return (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,

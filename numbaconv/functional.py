@@ -219,7 +219,7 @@ def conv2d_forward(
                 with _Stage("bias"):
                     out3[m0:m1] += bias[:, None]
 
-    run_lanes(forward_lane, geom.n)
+    run_lanes(forward_lane, geom.n, geom.multiply_adds)
     return out, ConvCache(x=x, w=w, geometry=geom, images_per_chunk=chunk)
 
 
@@ -281,6 +281,7 @@ def conv2d_backward(
         return dw_lane
 
     dw_row = np.zeros((k, rows), dtype=x.dtype)
-    for dw_lane in run_lanes(backward_lane, geom.n):  # lane order: deterministic sums
+    # Summed in lane order, which does not depend on the thread count: deterministic.
+    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
         dw_row += dw_lane
     return dx, dw_row.reshape(geom.w_shape), db
