@@ -4,6 +4,7 @@ from numbaconv._threads import start_numba_threads_passively
 
 start_numba_threads_passively()
 
+from numbaconv import nn, reference  # noqa: E402  (submodules, after the core they build on)
 from numbaconv._validation import BackwardBeforeForwardError  # noqa: E402
 from numbaconv._version import __version__  # noqa: E402
 from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward  # noqa: E402
@@ -19,4 +20,6 @@ __all__ = [
     "conv2d_backward",
     "conv2d_forward",
     "im2col_indices",
+    "nn",
+    "reference",
 ]
