@@ -94,12 +94,18 @@ def _add(dst, d_start, d_step, src, s_start, count):
 # --- per-image blocks: cols[n, r, q] ----------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _im2col_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Row ``t = n * R + r`` of the column blocks viewed as ``(N * R, Q)``."""
+def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                        batch_inner):
+    """Row ``t = n * R + r`` of the column blocks viewed as ``(N * R, Q)``; with
+    ``batch_inner``, row ``t = r * N + n`` of the layout ``(R, N, Q)`` instead."""
     taps = np.int64(fh) * fw
     rows = n_ch * taps
-    n = t // rows
-    r = t - n * rows
+    if batch_inner:
+        r = t // n_img
+        n = t - r * n_img
+    else:
+        n = t // rows
+        r = t - n * rows
     c = r // taps
     a = (r - c * taps) // fw
     b = r - c * taps - a * fw
@@ -118,32 +124,36 @@ def _im2col_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
 
 
 @njit(cache=True, parallel=True)
-def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """Fill ``cols[n, (c*fh + a)*fw + b, i*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``."""
+def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_inner):
+    """Fill ``cols[n, (c*fh + a)*fw + b, i*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
+    (``cols[r, n, q]`` with ``batch_inner``)."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in prange(n_img * n_ch * fh * fw):
-        _im2col_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo)
+        _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo, batch_inner)
 
 
 @njit(cache=True, nogil=True)
-def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_inner):
     """Serial driver of :func:`im2col_blocks`."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in range(n_img * n_ch * fh * fw):
-        _im2col_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo)
+        _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo, batch_inner)
 
 
 @njit(cache=True, inline="always")
-def _col2im_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+def _col2im_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                        batch_inner):
     """Output row ``t = (n * C + c) * H + y`` of ``dx`` viewed as ``(N * C * H, W)``."""
     taps = np.int64(fh) * fw
     q_size = np.int64(ho) * wo
     plane = t // h  # n * n_ch + c
     y = t - plane * h
+    n = plane // n_ch
+    c = plane - n * n_ch
     o = t * w
     _zero(dst, o, w)
     for a in range(fh):
@@ -158,28 +168,30 @@ def _col2im_blocks_item(src, dst, t, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
         for b in range(fw):
             off_w = b * dw - pw
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-            s = (plane * taps + a * fw + b) * q_size + i * wo + j_lo
+            r = c * taps + a * fw + b
+            row = r * n_img + n if batch_inner else n * n_ch * taps + r
+            s = row * q_size + i * wo + j_lo
             _add(dst, o + off_w + j_lo * sw, sw, src, s, j_hi - j_lo)
 
 
 @njit(cache=True, parallel=True)
-def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
+def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch_inner):
     """Overwrite ``dx`` with the adjoint of :func:`im2col_blocks` applied to ``cols``."""
     n_img, n_ch, h, w = dx.shape
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     for item in prange(n_img * n_ch * h):
-        _col2im_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo)
+        _col2im_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo, batch_inner)
 
 
 @njit(cache=True, nogil=True)
-def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
+def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch_inner):
     """Serial driver of :func:`col2im_blocks`."""
     n_img, n_ch, h, w = dx.shape
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     for item in range(n_img * n_ch * h):
-        _col2im_blocks_item(src, dst, np.int64(item), n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo)
+        _col2im_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+                            dh, dw, ho, wo, batch_inner)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------

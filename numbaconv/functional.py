@@ -8,6 +8,7 @@ of the output is ever needed.  Images are processed in chunks whose column buffe
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ from numbaconv._validation import (
 # between im2col and the matrix product, and stay below glibc's mmap threshold (32 MiB), so
 # the buffer is recycled by malloc instead of being page-faulted in afresh on every call.
 DEFAULT_WORKSPACE = 2 * 2**20
+# Output planes smaller than this many positions use the wide layout (see use_wide_layout).
+WIDE_BELOW = 256
 
 
 @dataclass(frozen=True)
@@ -115,43 +118,55 @@ def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -
 
 
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
-                  serial: bool = False) -> np.ndarray:
-    """Per-image columns ``(N, R, Q)`` of a validated, C-contiguous ``x``."""
-    if geom.is_pointwise:
+                  serial: bool = False, wide: bool = False) -> np.ndarray:
+    """Columns of a validated, C-contiguous ``x``: per image ``(N, R, Q)``, or ``(R, N, Q)``
+    with ``wide`` (one matrix ``(R, N*Q)`` for the whole chunk)."""
+    if geom.is_pointwise and not wide:
         return x.reshape(x.shape[0], geom.c, geom.positions)
+    shape = (geom.rows, x.shape[0], geom.positions) if wide else (
+        x.shape[0], geom.rows, geom.positions)
     if out is None:
-        out = np.empty((x.shape[0], geom.rows, geom.positions), dtype=x.dtype)
+        out = np.empty(shape, dtype=x.dtype)
     _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
-                 x, *geom.kernel_args, out, force_serial=serial)
+                 x, *geom.kernel_args, out, wide, force_serial=serial)
     return out
 
 
 def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
-                  serial: bool = False) -> None:
-    """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of per-image ``cols``."""
-    if geom.is_pointwise:
+                  serial: bool = False, wide: bool = False) -> None:
+    """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of ``cols`` (laid out as
+    :func:`im2col_blocks` makes them)."""
+    if geom.is_pointwise and not wide:
         dx.reshape(cols.shape)[...] = cols
     else:
         _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
-                     cols, *geom.kernel_args, dx, force_serial=serial)
+                     cols, *geom.kernel_args, dx, wide, force_serial=serial)
+
+
+def use_wide_layout(geom: ConvGeometry) -> bool:
+    """Small output planes make per-image products too thin for BLAS to run fast: then a
+    chunk of images shares one ``(R, n*Q)`` column matrix and one product."""
+    return geom.positions < WIDE_BELOW and not geom.is_pointwise
 
 
 def _column_chunks(
-    x: np.ndarray, geom: ConvGeometry, n0: int, n1: int, chunk: int, serial: bool
+    x: np.ndarray, geom: ConvGeometry, n0: int, n1: int, chunk: int, serial: bool, wide: bool
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(m0, m1, cols)``: the per-image columns of images ``m0:m1`` within ``n0:n1``,
-    ``chunk`` images at a time.
+    """Yield ``(m0, m1, cols)``: the columns of images ``m0:m1`` within ``n0:n1``, ``chunk``
+    images at a time, laid out as :func:`im2col_blocks` makes them.
 
     One buffer is reused for every chunk, so it must be consumed before the next is produced.
     """
     buffer = None
     for m0 in range(n0, n1, chunk):
         m1 = min(m0 + chunk, n1)
-        if buffer is None and not geom.is_pointwise:
-            buffer = np.empty((m1 - m0, geom.rows, geom.positions), dtype=x.dtype)
+        shape = (geom.rows, m1 - m0, geom.positions) if wide else (
+            m1 - m0, geom.rows, geom.positions)
+        if buffer is None and not (geom.is_pointwise and not wide):
+            buffer = np.empty(chunk * geom.rows * geom.positions, dtype=x.dtype)
+        out = None if buffer is None else buffer[: math.prod(shape)].reshape(shape)
         with _Stage("im2col"):
-            cols = im2col_blocks(x[m0:m1], geom, None if buffer is None else buffer[: m1 - m0],
-                                 serial)
+            cols = im2col_blocks(x[m0:m1], geom, out, serial, wide)
         yield m0, m1, cols
 
 
@@ -211,10 +226,16 @@ def conv2d_forward(
     out3 = out.reshape(geom.n, k, geom.positions)
     w_row = w.reshape(k, geom.rows)
 
+    wide = use_wide_layout(geom)
+
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial):
+        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial, wide):
             with _Stage("gemm"):
-                np.matmul(w_row, cols, out=out3[m0:m1])
+                if wide:  # (K, m*Q) -> (m, K, Q)
+                    product = w_row @ cols.reshape(geom.rows, -1)
+                    np.copyto(out3[m0:m1], product.reshape(k, m1 - m0, -1).transpose(1, 0, 2))
+                else:
+                    np.matmul(w_row, cols, out=out3[m0:m1])
             if bias is not None:
                 with _Stage("bias"):
                     out3[m0:m1] += bias[:, None]
@@ -260,24 +281,35 @@ def conv2d_backward(
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
 
+    wide = use_wide_layout(geom)
+    chunk = cache.images_per_chunk
+
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        """dx of images n0:n1, and their part of dw (summed image by image, in order)."""
+        """dx of images n0:n1, and their part of dw (summed chunk by chunk, in order)."""
         dw_lane = np.zeros((k, rows), dtype=x.dtype)
-        dw_image = np.empty((k, rows), dtype=x.dtype)
+        dw_part = np.empty((k, rows), dtype=x.dtype)
         dcols_buffer = None
-        for m0, m1, cols in _column_chunks(x, geom, n0, n1, cache.images_per_chunk, serial):
+        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial, wide):
             with _Stage("gemm"):
-                for m in range(m0, m1):
-                    np.dot(dout3[m], cols[m - m0].T, out=dw_image)
-                    dw_lane += dw_image
+                if wide:  # one product for the chunk, on dout laid out as (K, m*Q)
+                    grad = np.ascontiguousarray(dout3[m0:m1].transpose(1, 0, 2))
+                    grad = grad.reshape(k, -1)
+                    np.dot(grad, cols.reshape(rows, -1).T, out=dw_part)
+                    dw_lane += dw_part
+                else:
+                    for m in range(m0, m1):
+                        np.dot(dout3[m], cols[m - m0].T, out=dw_part)
+                        dw_lane += dw_part
+                    grad = dout3[m0:m1]
                 if geom.is_pointwise:  # the column gradient is the input gradient
-                    np.matmul(w_col, dout3[m0:m1], out=dx3[m0:m1])
+                    np.matmul(w_col, grad, out=dx3[m0:m1])
                     continue
                 if dcols_buffer is None:
-                    dcols_buffer = np.empty(cols.shape, dtype=x.dtype)
-                dcols = np.matmul(w_col, dout3[m0:m1], out=dcols_buffer[: m1 - m0])
+                    dcols_buffer = np.empty(cols.size, dtype=x.dtype)
+                dcols = dcols_buffer[: cols.size].reshape(cols.shape)
+                np.matmul(w_col, grad, out=dcols.reshape(rows, -1) if wide else dcols)
             with _Stage("col2im"):
-                col2im_blocks(dcols, geom, dx[m0:m1], serial)
+                col2im_blocks(dcols, geom, dx[m0:m1], serial, wide)
         return dw_lane
 
     dw_row = np.zeros((k, rows), dtype=x.dtype)
