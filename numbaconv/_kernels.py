@@ -32,6 +32,8 @@ from numba import njit, prange
 
 # Below this many output elements a kernel runs serially (see ``run``).
 SERIAL_BELOW = 1 << 15
+# col2im work items cover about this many elements of dx (whole rows of one plane).
+_ROW_BLOCK = 1024
 
 
 def run(parallel, serial, work: int, *args, force_serial: bool = False) -> None:
@@ -42,10 +44,12 @@ def run(parallel, serial, work: int, *args, force_serial: bool = False) -> None:
 @njit(cache=True, inline="always")
 def _valid_span(offset, stride, size, n_out):
     """Output indices ``j`` in ``[lo, hi)`` for which ``0 <= j * stride + offset < size``."""
-    lo = 0
-    if offset < 0:
-        lo = -(offset // stride)  # ceil(-offset / stride)
-    hi = (size - 1 - offset) // stride + 1
+    if stride == 1:  # no divisions on the common path
+        lo = -offset if offset < 0 else 0
+        hi = size - offset
+    else:
+        lo = -(offset // stride) if offset < 0 else 0  # ceil(-offset / stride)
+        hi = (size - 1 - offset) // stride + 1
     if hi > n_out:
         hi = n_out
     if lo > n_out:
@@ -91,36 +95,35 @@ def _add(dst, d_start, d_step, src, s_start, count):
             dst[d0 + k * d_inc] += src[s0 + k]
 
 
-# --- per-image blocks: cols[n, r, q] ----------------------------------------------------------
+# --- per-image blocks: cols[n, r, q] (or cols[r, n, q], "batch inner") ------------------------
 
 @njit(cache=True, inline="always")
 def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
                         batch_inner):
-    """Row ``t = n * R + r`` of the column blocks viewed as ``(N * R, Q)``; with
-    ``batch_inner``, row ``t = r * N + n`` of the layout ``(R, N, Q)`` instead."""
+    """Work item ``t = (n * C + c) * fh + a``: the ``fw`` column rows of kernel row ``a`` of
+    channel ``c`` of image ``n``.  Rows are ``cols[n, r]`` viewed as ``(N * R, Q)``, or, with
+    ``batch_inner``, ``cols[r, n]`` of the layout ``(R, N, Q)``."""
     taps = np.int64(fh) * fw
-    rows = n_ch * taps
-    if batch_inner:
-        r = t // n_img
-        n = t - r * n_img
-    else:
-        n = t // rows
-        r = t - n * rows
-    c = r // taps
-    a = (r - c * taps) // fw
-    b = r - c * taps - a * fw
-    off_w = b * dw - pw
-    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-    plane = (n * n_ch + c) * h * w
-    for i in range(ho):
-        y = i * sh + a * dh - ph
-        o = (t * ho + i) * wo
-        if y < 0 or y >= h:
-            _zero(dst, o, wo)
-            continue
-        _zero(dst, o, j_lo)
-        _copy(dst, o + j_lo, 1, src, plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
-        _zero(dst, o + j_hi, wo - j_hi)
+    q_size = np.int64(ho) * wo
+    plane = t // fh  # n * n_ch + c
+    a = t - plane * fh
+    n = plane // n_ch
+    c = plane - n * n_ch
+    src_plane = plane * h * w
+    for b in range(fw):
+        r = (c * fh + a) * fw + b
+        row = r * n_img + n if batch_inner else n * n_ch * taps + r
+        off_w = b * dw - pw
+        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+        for i in range(ho):
+            y = i * sh + a * dh - ph
+            o = row * q_size + i * wo
+            if y < 0 or y >= h:
+                _zero(dst, o, wo)
+                continue
+            _zero(dst, o, j_lo)
+            _copy(dst, o + j_lo, 1, src, src_plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
+            _zero(dst, o + j_hi, wo - j_hi)
 
 
 @njit(cache=True, parallel=True)
@@ -129,7 +132,7 @@ def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_inner):
     (``cols[r, n, q]`` with ``batch_inner``)."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    for item in prange(n_img * n_ch * fh * fw):
+    for item in prange(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
                             dh, dw, ho, wo, batch_inner)
 
@@ -139,39 +142,47 @@ def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_
     """Serial driver of :func:`im2col_blocks`."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    for item in range(n_img * n_ch * fh * fw):
+    for item in range(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
                             dh, dw, ho, wo, batch_inner)
 
 
 @njit(cache=True, inline="always")
-def _col2im_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                        batch_inner):
-    """Output row ``t = (n * C + c) * H + y`` of ``dx`` viewed as ``(N * C * H, W)``."""
+def _col2im_rows(w, ho, sh, ph, dh, a, y0, y1):
+    """Output rows ``i`` whose kernel row ``a`` lands in input rows ``[y0, y1)``."""
+    start = y0 + ph - a * dh  # i * sh >= start
+    stop = y1 + ph - a * dh  # i * sh < stop
+    i_lo = 0 if start <= 0 else (start + sh - 1) // sh
+    i_hi = 0 if stop <= 0 else (stop + sh - 1) // sh
+    return i_lo, min(i_hi, ho)
+
+
+@njit(cache=True, inline="always")
+def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw,
+                        ph, pw, dh, dw, ho, wo, batch_inner):
+    """Work item ``t = (n * C + c) * blocks + k``: input rows ``[k * rows_per_block, ...)`` of
+    ``dx[n, c]``, which it alone writes.  Every (a, b) adds its column row's contribution, in
+    the order a, then b, then position: the same order for any thread count."""
     taps = np.int64(fh) * fw
     q_size = np.int64(ho) * wo
-    plane = t // h  # n * n_ch + c
-    y = t - plane * h
+    plane = t // blocks  # n * n_ch + c
+    y0 = (t - plane * blocks) * rows_per_block
+    y1 = min(y0 + rows_per_block, h)
     n = plane // n_ch
     c = plane - n * n_ch
-    o = t * w
-    _zero(dst, o, w)
+    o_plane = plane * h * w
+    _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
     for a in range(fh):
-        num = y + ph - a * dh
-        if num < 0:
-            break  # num only decreases with a
-        if num % sh != 0:
-            continue
-        i = num // sh
-        if i >= ho:
-            continue
+        i_lo, i_hi = _col2im_rows(w, ho, sh, ph, dh, a, y0, y1)
         for b in range(fw):
+            r = (c * fh + a) * fw + b
+            row = r * n_img + n if batch_inner else n * n_ch * taps + r
             off_w = b * dw - pw
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-            r = c * taps + a * fw + b
-            row = r * n_img + n if batch_inner else n * n_ch * taps + r
-            s = row * q_size + i * wo + j_lo
-            _add(dst, o + off_w + j_lo * sw, sw, src, s, j_hi - j_lo)
+            for i in range(i_lo, i_hi):
+                y = i * sh + a * dh - ph
+                _add(dst, o_plane + y * w + off_w + j_lo * sw, sw, src,
+                     row * q_size + i * wo + j_lo, j_hi - j_lo)
 
 
 @njit(cache=True, parallel=True)
@@ -179,9 +190,11 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch_inner)
     """Overwrite ``dx`` with the adjoint of :func:`im2col_blocks` applied to ``cols``."""
     n_img, n_ch, h, w = dx.shape
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
-    for item in prange(n_img * n_ch * h):
-        _col2im_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, batch_inner)
+    rows_per_block = max(1, _ROW_BLOCK // w)
+    blocks = (h + rows_per_block - 1) // rows_per_block
+    for item in prange(n_img * n_ch * blocks):
+        _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
+                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, batch_inner)
 
 
 @njit(cache=True, nogil=True)
@@ -189,9 +202,11 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch
     """Serial driver of :func:`col2im_blocks`."""
     n_img, n_ch, h, w = dx.shape
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
-    for item in range(n_img * n_ch * h):
-        _col2im_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, batch_inner)
+    rows_per_block = max(1, _ROW_BLOCK // w)
+    blocks = (h + rows_per_block - 1) // rows_per_block
+    for item in range(n_img * n_ch * blocks):
+        _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
+                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, batch_inner)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------
