@@ -1,0 +1,332 @@
+"""``numbaconv bench``: time naive, fancy-index, numbaconv and PyTorch on the SPEC shapes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from numbaconv.bench import shapes as sh
+
+DESCRIPTION = """\
+Time im2col, col2im, forward, backward and forward+backward of numbaconv against the
+fancy-index classic code, the naive loops (small shapes only) and PyTorch (if installed).
+Every timing is the median of several time.perf_counter samples after an untimed warm-up
+(JIT compilation is never timed). Speedup = reference time / numbaconv time.
+"""
+
+EPILOG = """\
+examples:
+  numbaconv bench --quick                       # a subset, well under a minute
+  numbaconv bench --dtype both --json run.json --plot speedups.png --markdown table.md
+  numbaconv bench --check benchmarks/baseline.json --tolerance 0.25
+  numbaconv bench --profile --shapes cifar,resnet56
+  numbaconv bench --startup
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {value}")
+    return value
+
+
+def _budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value}")
+    return value
+
+
+def _listed(parse: Any) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return convert
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="numbaconv bench", description=DESCRIPTION, epilog=EPILOG,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    what = p.add_argument_group("what to run")
+    what.add_argument("--quick", action="store_true",
+                      help=f"shapes {','.join(sh.QUICK_SHAPES)}, fewer repeats (well under a "
+                           "minute); --shapes still overrides the shapes")
+    what.add_argument("--shapes", type=_listed(sh.parse_shapes), default=None,
+                      help=f"comma-separated shape names (default: all of {','.join(sh.SHAPES)})")
+    what.add_argument("--dtype", type=_listed(sh.parse_dtypes), default=["float32"],
+                      metavar="{float32,float64,both}", help="default: float32")
+    what.add_argument("--ops", type=_listed(sh.parse_ops), default=list(sh.OPS),
+                      help=f"comma-separated ops (default: {','.join(sh.OPS)})")
+    what.add_argument("--impls", type=_listed(_parse_impls), default=list(sh.IMPLS),
+                      help="comma-separated implementations (default: all available; "
+                           "numbaconv is always included)")
+    what.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
+    timing = p.add_argument_group("timing")
+    timing.add_argument("--threads", type=_positive_int, default=None,
+                        help="threads for numba, BLAS (threadpoolctl) and torch "
+                             "(default: each library's default)")
+    timing.add_argument("--repeat", type=_positive_int, default=None,
+                        help="maximum timed samples per implementation (default 7, --quick 3)")
+    timing.add_argument("--budget", type=_budget, default=None,
+                        help="seconds of samples per implementation (default 1.0, --quick 0.25)")
+    timing.add_argument("--runs", type=_positive_int, default=1,
+                        help="run the whole matrix N times and merge: median of the medians, "
+                             "and the lowest paired ratio (use 3 when making a --check "
+                             "baseline; default 1)")
+    timing.add_argument("--gemm-size", type=_positive_int, default=2048,
+                        help="matrix size of the np.dot reference rate (default 2048)")
+    out = p.add_argument_group("output")
+    out.add_argument("--json", type=Path, default=None, metavar="PATH",
+                     help="write machine info, results and speedups as JSON")
+    out.add_argument("--plot", type=Path, default=None, metavar="PATH.png",
+                     help="draw the speedups per shape (needs matplotlib)")
+    out.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                     help="write the table (with the machine facts) as Markdown; in an existing "
+                          "file, only the part between <!-- bench-table:start --> and "
+                          "<!-- bench-table:end --> is replaced (--startup: bench-startup)")
+    out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    modes = p.add_argument_group("other views (instead of the timing matrix)")
+    modes.add_argument("--check", type=Path, default=None, metavar="BASELINE.json",
+                       help="regression gate: re-measure the baseline's speedup ratios (with "
+                            "the baseline's thread count unless --threads) and exit 1 naming "
+                            "every one that fell by more than --tolerance")
+    modes.add_argument("--tolerance", type=_tolerance, default=0.25,
+                       help="allowed relative drop of a ratio for --check (default 0.25)")
+    modes.add_argument("--profile", action="store_true",
+                       help="time the stages (im2col, GEMM, col2im, ...) of numbaconv's "
+                            "forward+backward on the selected shapes")
+    modes.add_argument("--startup", action="store_true",
+                       help="import and first-call time in fresh processes, cold and warm "
+                            "numba cache (classic shape unless --shapes)")
+    return p
+
+
+def _parse_impls(text: str) -> list[str]:
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [n for n in names if n not in sh.IMPLS]
+    if not names or unknown:
+        raise ValueError(f"unknown implementation(s) {', '.join(map(repr, unknown)) or '(none)'}; "
+                         f"expected names from {', '.join(sh.IMPLS)}")
+    return list(dict.fromkeys(["numbaconv", *names]))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``numbaconv bench``; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
+    except SystemExit as exc:  # --help or a usage error
+        return int(exc.code or 0)
+    modes = [m for m in ("check", "profile", "startup") if getattr(args, m)]
+    if len(modes) > 1:
+        print(f"numbaconv bench: error: --{modes[0]} and --{modes[1]} cannot be combined",
+              file=sys.stderr)
+        return 2
+    if args.check is not None and (args.shapes or args.quick):
+        print("numbaconv bench: error: --check takes its shapes, ops and dtypes from the "
+              "baseline; drop --shapes/--quick", file=sys.stderr)
+        return 2
+
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        print("numbaconv bench: error: --plot needs matplotlib: pip install 'numbaconv[bench]' "
+              "(or pip install matplotlib)", file=sys.stderr)
+        return 2
+    if args.check is not None and args.threads is None:
+        args.threads = _baseline_threads(args.check)
+    restore_threads = None
+    if args.threads is not None:
+        from numbaconv.bench.threads import set_threads
+
+        try:
+            restore_threads = set_threads(args.threads)
+        except ValueError as exc:
+            print(f"numbaconv bench: error: {exc}", file=sys.stderr)
+            return 2
+    try:
+        if args.startup:
+            return _startup(args)
+        if args.profile:
+            return _profile(args)
+        if args.check is not None:
+            return _check(args, argv)
+        return _matrix(args, argv)
+    finally:
+        if restore_threads is not None:
+            restore_threads()
+
+
+def _baseline_threads(path: Path) -> int | None:
+    """The numba thread count a baseline was measured with (None if unknown or unreadable)."""
+    try:
+        threads = json.loads(path.read_text(encoding="utf-8"))["machine"]["threads"]["numba"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(threads, int) or threads < 1:
+        return None
+    import numba
+
+    return min(threads, numba.config.NUMBA_NUM_THREADS)
+
+
+def _settings(args: argparse.Namespace) -> tuple[int, float]:
+    repeat = args.repeat or (3 if args.quick else 7)
+    budget = args.budget or (0.25 if args.quick else 1.0)
+    return repeat, budget
+
+
+def _machine(args: argparse.Namespace, argv: Sequence[str] | None, dtypes: Sequence[str]
+             ) -> dict[str, Any]:
+    from numbaconv.bench.machine import gemm_gflops, machine_info
+
+    machine = machine_info()
+    words = list(sys.argv[1:] if argv is None else argv)
+    machine["command"] = " ".join(["numbaconv", "bench", *words])
+    machine["gemm_size"] = args.gemm_size
+    machine["gemm_gflops"] = {dt: gemm_gflops(dt, n=args.gemm_size) for dt in dtypes}
+    return machine
+
+
+def _remeasure_gemm(args: argparse.Namespace, machine: dict[str, Any]) -> None:
+    """Measure the GEMM rate again after the run and keep the better one: a neighbour's job
+    during one measurement must not make numbaconv look faster than the machine's GEMM."""
+    from numbaconv.bench.machine import gemm_gflops
+
+    rates = machine["gemm_gflops"]
+    for dt in rates:
+        rates[dt] = max(rates[dt], gemm_gflops(dt, n=args.gemm_size))
+
+
+def _write_outputs(args: argparse.Namespace, report: dict[str, Any]) -> int:
+    from numbaconv.bench.report import markdown_table, replace_section
+
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    if args.markdown is not None:
+        replace_section(args.markdown, "table", markdown_table(report))
+        print(f"wrote {args.markdown}")
+    if args.plot is not None:
+        from numbaconv.bench.plot import plot_speedups
+
+        try:
+            plot_speedups(report, args.plot)
+        except (RuntimeError, ValueError) as exc:
+            print(f"numbaconv bench: error: {exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {args.plot}")
+    return 0
+
+
+def _matrix(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    from numbaconv.bench.report import text_table
+    from numbaconv.bench.runner import make_plan, merge_runs, run_plan, speedups
+
+    shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
+    repeat, budget = _settings(args)
+    torch = False if args.no_torch else None
+    plan = make_plan(shapes, args.dtype, args.ops, args.impls, torch=torch)
+    machine = _machine(args, argv, args.dtype)
+    results = merge_runs([run_plan(plan, repeat=repeat, budget_s=budget,
+                                   progress=not args.no_progress) for _ in range(args.runs)])
+    _remeasure_gemm(args, machine)
+    report = {"machine": machine,
+              "config": {"repeat": repeat, "budget_s": budget, "runs": args.runs},
+              "shapes": {s.name: s.to_dict() for s in shapes},
+              "results": results, "speedups": speedups(results)}
+    print(text_table(report))
+    return _write_outputs(args, report)
+
+
+def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    from numbaconv.bench.check import load_baseline, run_check, summarize
+    from numbaconv.bench.runner import speedups
+
+    try:
+        entries = load_baseline(args.check)
+    except ValueError as exc:
+        print(f"numbaconv bench: error: {exc}", file=sys.stderr)
+        return 2
+    repeat, budget = _settings(args)
+    comparisons, skipped, results = run_check(
+        entries, tolerance=args.tolerance, repeat=repeat, budget_s=min(budget, 0.5),
+        progress=not args.no_progress, torch=False if args.no_torch else None)
+    code, message = summarize(comparisons, skipped, args.tolerance)
+    base_threads = _baseline_threads(args.check)
+    if args.threads is not None:
+        message += (f"\n(measured with {args.threads} numba/BLAS thread(s); the baseline used "
+                    f"{base_threads if base_threads is not None else 'an unknown number'})")
+    print(message)
+    if args.json or args.markdown or args.plot:
+        dtypes = sorted({e["dtype"] for e in entries})
+        report = {"machine": _machine(args, argv, dtypes), "results": results,
+                  "speedups": speedups(results),
+                  "check": {"baseline": str(args.check), "tolerance": args.tolerance,
+                            "failed": [c.__dict__ for c in comparisons
+                                       if c.failed(args.tolerance)]}}
+        _write_outputs(args, report)
+    return code
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from numbaconv.bench.impls import Problem
+    from numbaconv.bench.profile import profile_records, profile_table, stage_times
+
+    shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
+    repeat, budget = _settings(args)
+    records = []
+    for shape in shapes:
+        for dtype in args.dtype:
+            times = stage_times(Problem(shape, dtype), repeat=repeat, budget_s=min(budget, 0.5))
+            print(profile_table(shape, dtype, times))
+            records += profile_records(shape, dtype, times)
+    if args.json is not None:
+        args.json.write_text(json.dumps({"profile": records}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _startup(args: argparse.Namespace) -> int:
+    from numbaconv.bench.startup import measure_startup, startup_table
+
+    shapes = args.shapes or [sh.SHAPES["classic"]]
+    results = []
+    for shape in shapes:
+        for dtype in args.dtype:
+            result = measure_startup(shape, dtype, repeat=min(args.repeat or 3, 5))
+            print(startup_table(result))
+            results.append(result)
+    if args.markdown is not None:
+        from numbaconv.bench.report import replace_section
+
+        body = "\n\n".join(f"```text\n{startup_table(r)}\n```" for r in results)
+        replace_section(args.markdown, "startup", body)
+        print(f"wrote {args.markdown}")
+    if args.json is not None:
+        args.json.write_text(json.dumps({"startup": results}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0

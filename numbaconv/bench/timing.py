@@ -1,0 +1,151 @@
+"""The benchmark timer: warm-up first, then the median of several ``perf_counter`` samples."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+
+@dataclass
+class Timing:
+    """Result of :func:`measure`; all times are seconds per call."""
+
+    median_s: float
+    min_s: float
+    max_s: float
+    repeats: int
+    number: int
+    warmup_s: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
+            min_sample_s: float = 2e-3, max_number: int = 1000, warmup: bool = True) -> Timing:
+    """Time ``fn()`` robustly.
+
+    The first call is a warm-up and never timed as a sample (it pays JIT compilation,
+    page faults and cache misses). A second, timed call estimates the cost; fast callables
+    are then looped ``number`` times per sample so one sample lasts at least
+    ``min_sample_s``, and the number of samples is adaptive: up to ``repeat``, but no more
+    than fit in ``budget_s`` (at least one). A callable slower than ``budget_s`` is reported
+    from the estimate call alone.
+
+    Parameters
+    ----------
+    fn : callable
+        Zero-argument callable; its result is discarded.
+    repeat : int
+        Maximum number of samples.
+    budget_s : float
+        Approximate time allowed for the samples (not counting the warm-up).
+    min_sample_s : float
+        Minimum duration of one sample for fast callables.
+    max_number : int
+        Upper bound on the calls per sample.
+    warmup : bool
+        Make an untimed warm-up call first (default). Only pure-Python callables with
+        nothing to compile or cache (the naive references) may skip it.
+
+    Returns
+    -------
+    Timing
+        Median, minimum and maximum seconds per call, the number of samples and of calls
+        per sample, and the warm-up duration.
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be a positive integer, got {repeat}")
+    clock = time.perf_counter
+    warmup_s = 0.0
+    if warmup:
+        t0 = clock()
+        fn()
+        warmup_s = clock() - t0
+
+    t0 = clock()
+    fn()
+    estimate = clock() - t0
+    samples = [estimate]
+    if estimate >= budget_s:
+        return Timing(estimate, estimate, estimate, 1, 1, warmup_s)
+
+    number = 1
+    if estimate < min_sample_s:
+        number = min(max_number, max(1, int(min_sample_s / max(estimate, 1e-9)) + 1))
+    per_sample = estimate * number
+    n_samples = max(1, min(repeat, int(budget_s / max(per_sample, 1e-9))))
+    if number > 1:
+        samples = []  # the estimate is too short to be a fair sample of a looped timing
+    else:
+        n_samples = max(0, n_samples - 1)
+    for _ in range(n_samples):
+        t0 = clock()
+        for _ in range(number):
+            fn()
+        samples.append((clock() - t0) / number)
+    return Timing(statistics.median(samples), min(samples), max(samples), len(samples),
+                  number, warmup_s)
+
+
+def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7,
+                        budget_s: float = 1.0, min_sample_s: float = 2e-3,
+                        max_number: int = 1000, warmup: dict[str, bool] | None = None,
+                        ) -> tuple[dict[str, Timing], dict[str, list[float]]]:
+    """Time several callables doing the same work, alternating their samples.
+
+    Round r times every callable once (in an order rotated by r), so a change in machine
+    load during the measurement hits all of them alike, and the ratio of two callables'
+    samples from the same round is far steadier than the ratio of separately measured
+    medians. Each callable gets an untimed warm-up (unless ``warmup[name]`` is False), one
+    estimate call, and a loop count ``number`` making one sample last ``min_sample_s``. The
+    number of rounds is at most ``repeat`` and fits ``budget_s`` per callable. A callable
+    whose estimate alone exceeds ``budget_s`` keeps that single sample and sits out the
+    rounds.
+
+    Returns
+    -------
+    timings : dict
+        A :class:`Timing` per name.
+    samples : dict
+        Per name, the seconds per call of every round (empty for a callable that sat out).
+    """
+    if repeat < 1:
+        raise ValueError(f"repeat must be a positive integer, got {repeat}")
+    clock = time.perf_counter
+    warmup = warmup or {}
+    warm: dict[str, float] = {}
+    est: dict[str, float] = {}
+    for name, fn in fns.items():
+        warm[name] = 0.0
+        if warmup.get(name, True):
+            t0 = clock()
+            fn()
+            warm[name] = clock() - t0
+        t0 = clock()
+        fn()
+        est[name] = clock() - t0
+    slow = {n for n, e in est.items() if e >= budget_s}
+    number = {n: 1 if est[n] >= min_sample_s
+              else min(max_number, int(min_sample_s / max(est[n], 1e-9)) + 1)
+              for n in fns if n not in slow}
+    round_s = sum(est[n] * number[n] for n in number)
+    rounds = max(1, min(repeat, int(budget_s * max(len(number), 1) / max(round_s, 1e-9))))
+    samples: dict[str, list[float]] = {n: [] for n in fns}
+    names = list(number)
+    for r in range(rounds if names else 0):
+        k = r % len(names)
+        for name in names[k:] + names[:k]:
+            fn, loops = fns[name], number[name]
+            t0 = clock()
+            for _ in range(loops):
+                fn()
+            samples[name].append((clock() - t0) / loops)
+    timings = {}
+    for name in fns:
+        got = samples[name] or [est[name]]
+        timings[name] = Timing(statistics.median(got), min(got), max(got), len(got),
+                               number.get(name, 1), warm[name])
+    return timings, samples
