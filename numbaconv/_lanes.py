@@ -35,7 +35,7 @@ from typing import TypeVar
 import numba
 import numpy as np
 
-SMALL_CALL = 1 << 21  # multiply-adds below which a call runs in the calling thread only
+SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
 LANES = 8  # lanes per call (fewer for small batches); the weight gradient keeps one partial each
 
 T = TypeVar("T")
