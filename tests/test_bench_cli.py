@@ -149,8 +149,10 @@ def test_dispatch_from_top_level_cli(capsys: pytest.CaptureFixture[str]) -> None
 def test_profile_view(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--profile", "--shapes", "classic", *FAST]) == 0
     out = capsys.readouterr().out
-    for stage in ("im2col", "GEMM", "col2im", "rest", "total"):
+    for stage in ("gemm", "im2col", "col2im", "bias", "other"):
         assert f"  {stage} " in out
+    assert "outside the matrix products:" in out
+    assert "outside GEMM" in out  # the summary table
 
 
 def test_plot_without_matplotlib_fails_before_running(monkeypatch: pytest.MonkeyPatch,

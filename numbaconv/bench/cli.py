@@ -294,16 +294,27 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
 
 def _profile(args: argparse.Namespace) -> int:
     from numbaconv.bench.impls import Problem
-    from numbaconv.bench.profile import profile_records, profile_table, stage_times
+    from numbaconv.bench.profile import (
+        outside_gemm_share,
+        profile_records,
+        profile_table,
+        stage_times,
+    )
+    from numbaconv.bench.report import format_time
 
     shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
-    repeat, budget = _settings(args)
+    repeat, _ = _settings(args)
     records = []
+    summary = ["", "shape       dtype    wall        in GEMM  outside GEMM (share of thread time)"]
     for shape in shapes:
         for dtype in args.dtype:
-            times = stage_times(Problem(shape, dtype), repeat=repeat, budget_s=min(budget, 0.5))
+            times = stage_times(Problem(shape, dtype), repeat=repeat)
             print(profile_table(shape, dtype, times))
             records += profile_records(shape, dtype, times)
+            outside = outside_gemm_share(times)
+            summary.append(f"{shape.name:<11} {dtype:<8} {format_time(times['wall']):>9}  "
+                           f"{100 * (1 - outside):6.1f}%  {100 * outside:6.1f}%")
+    print("\n".join(summary))
     if args.json is not None:
         args.json.write_text(json.dumps({"profile": records}, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
