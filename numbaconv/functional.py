@@ -205,10 +205,10 @@ def conv2d_forward(
     """
     given = x
     x = as_float_array("input", x)
-    if isinstance(given, np.ndarray) and np.may_share_memory(x, given):
-        # The backward pass reads x again: keep a private copy, so that the caller writing
-        # into its array between forward and backward cannot change the gradients.
-        x = x.copy()
+    # The backward pass reads x again: it gets a private copy (made lane by lane, below), so
+    # that the caller writing into its array between forward and backward cannot change the
+    # gradients.  A converted array is private already.
+    copy_x = isinstance(given, np.ndarray) and np.may_share_memory(x, given)
     w = as_float_array("weight", w)
     check_ndim("input", x, 4, "(N, C, H, W)", "conv2d")
     check_ndim("weight", w, 4, "(K, C, fh, fw)", "conv2d")
@@ -228,8 +228,12 @@ def conv2d_forward(
 
     wide = use_wide_layout(geom)
 
+    x_kept = np.empty_like(x) if copy_x else x
+
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial, wide):
+        if copy_x:
+            x_kept[n0:n1] = x[n0:n1]
+        for m0, m1, cols in _column_chunks(x_kept, geom, n0, n1, chunk, serial, wide):
             with _Stage("gemm"):
                 if wide:  # (K, m*Q) -> (m, K, Q)
                     product = w_row @ cols.reshape(geom.rows, -1)
@@ -241,7 +245,7 @@ def conv2d_forward(
                     out3[m0:m1] += bias[:, None]
 
     run_lanes(forward_lane, geom.n, geom.multiply_adds)
-    return out, ConvCache(x=x, w=w, geometry=geom, images_per_chunk=chunk)
+    return out, ConvCache(x=x_kept, w=w, geometry=geom, images_per_chunk=chunk)
 
 
 def conv2d_backward(
@@ -275,8 +279,6 @@ def conv2d_backward(
             f"got {dout.shape}")
     k, rows = geom.k, geom.rows
     dout3 = dout.reshape(geom.n, k, geom.positions)
-    with _Stage("bias"):
-        db = dout3.sum(axis=(0, 2))
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
@@ -284,8 +286,10 @@ def conv2d_backward(
     wide = use_wide_layout(geom)
     chunk = cache.images_per_chunk
 
-    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        """dx of images n0:n1, and their part of dw (summed chunk by chunk, in order)."""
+    def backward_lane(n0: int, n1: int, serial: bool) -> tuple[np.ndarray, np.ndarray]:
+        """dx of images n0:n1, and their parts of dw (summed chunk by chunk, in order) and db."""
+        with _Stage("bias"):
+            db_lane = dout3[n0:n1].sum(axis=(0, 2))
         dw_lane = np.zeros((k, rows), dtype=x.dtype)
         dw_part = np.empty((k, rows), dtype=x.dtype)
         dcols_buffer = None
@@ -310,10 +314,12 @@ def conv2d_backward(
                 np.matmul(w_col, grad, out=dcols.reshape(rows, -1) if wide else dcols)
             with _Stage("col2im"):
                 col2im_blocks(dcols, geom, dx[m0:m1], serial, wide)
-        return dw_lane
+        return dw_lane, db_lane
 
     dw_row = np.zeros((k, rows), dtype=x.dtype)
+    db = np.zeros(k, dtype=x.dtype)
     # Summed in lane order, which does not depend on the thread count: deterministic.
-    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
+    for dw_lane, db_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
         dw_row += dw_lane
+        db += db_lane
     return dx, dw_row.reshape(geom.w_shape), db
