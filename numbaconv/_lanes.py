@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import glob
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -36,7 +37,7 @@ import numba
 import numpy as np
 
 SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
-LANES = 8  # lanes per call (fewer for small batches); the weight gradient keeps one partial each
+LANES = 32  # lanes per call (fewer for small batches); the weight gradient keeps one partial each
 
 T = TypeVar("T")
 
@@ -134,9 +135,12 @@ def run_lanes(work: Callable[[int, int, bool], T], n: int, multiply_adds: int) -
             return [work(n0, n1, False) for n0, n1 in bounds]
     workers = min(threads, len(bounds))
     results: list = [None] * len(bounds)
+    next_lane = itertools.count()  # threads take the next free lane: no thread idles early
 
-    def run_worker(first: int) -> None:
-        for lane in range(first, len(bounds), workers):
+    def run_worker(_: int) -> None:
+        for lane in next_lane:
+            if lane >= len(bounds):
+                return
             results[lane] = work(*bounds[lane], True)
 
     with blas.single():
