@@ -37,7 +37,8 @@ import numba
 import numpy as np
 
 SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
-LANES = 32  # lanes per call (fewer for small batches); the weight gradient keeps one partial each
+LANES = 32  # lanes per call at most; the weight gradient keeps one partial sum per lane
+LANE_WORK = 1 << 23  # multiply-adds per lane at least: smaller lanes cost more than they balance
 
 T = TypeVar("T")
 
@@ -106,9 +107,12 @@ def _setup() -> tuple[_BlasThreads | None, ThreadPoolExecutor]:
     return _blas, _pool
 
 
-def lane_bounds(n: int) -> list[tuple[int, int]]:
-    """Contiguous image ranges ``[(n0, n1), ...]``: ``min(n, LANES)`` of them."""
-    lanes = min(n, LANES)
+def lane_bounds(n: int, multiply_adds: int) -> list[tuple[int, int]]:
+    """Contiguous image ranges ``[(n0, n1), ...]``: up to ``LANES`` of them, each with at least
+    ``LANE_WORK`` multiply-adds where possible (a function of the problem, not the threads)."""
+    if multiply_adds < SMALL_CALL:  # runs in the calling thread: one lane, the fewest calls
+        return [(0, n)] if n else []
+    lanes = max(1, min(n, LANES, multiply_adds // LANE_WORK))
     return [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
 
 
@@ -120,7 +124,7 @@ def run_lanes(work: Callable[[int, int, bool], T], n: int, multiply_adds: int) -
     fewer than ``SMALL_CALL`` multiply-adds run serially in the calling thread: handing them
     to other threads would cost more than it saves.
     """
-    bounds = lane_bounds(n)
+    bounds = lane_bounds(n, multiply_adds)
     threads = numba.get_num_threads()
     blas, pool = _setup()
     if blas is None:

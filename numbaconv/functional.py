@@ -163,7 +163,8 @@ def _column_chunks(
         shape = (geom.rows, m1 - m0, geom.positions) if wide else (
             m1 - m0, geom.rows, geom.positions)
         if buffer is None and not (geom.is_pointwise and not wide):
-            buffer = np.empty(chunk * geom.rows * geom.positions, dtype=x.dtype)
+            images = min(chunk, n1 - n0)
+            buffer = np.empty(images * geom.rows * geom.positions, dtype=x.dtype)
         out = None if buffer is None else buffer[: math.prod(shape)].reshape(shape)
         with _Stage("im2col"):
             cols = im2col_blocks(x[m0:m1], geom, out, serial, wide)
