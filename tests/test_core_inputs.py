@@ -234,31 +234,41 @@ def test_zero_size_batch_dropins_and_layer(dtype):
                                               (1, 1, {})],
                          ids=["k3x2-s2x1-p1x2-d1x2", "k3x3-s2-p1", "pointwise"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
-def test_workspace_chunking_is_bitwise_identical(fh, fw, hp, dtype, rng):
+def test_workspace_chunking_gives_the_same_result(fh, fw, hp, dtype, rng):
+    """Chunk sizes change how the products are grouped (one product per chunk for small
+    planes), so results may differ in the last bits, never by more."""
     x, w, b = _data(rng, dtype, n=5, c=3, h=9, w=8, k=4, fh=fh, fw=fw)
     out, cache = numbaconv.conv2d_forward(x, w, b, **hp)
     dout = rng.standard_normal(out.shape).astype(dtype)
     grads = numbaconv.conv2d_backward(dout, cache)
+    tol = 1e-12 if np.dtype(dtype) == np.float64 else 1e-5
+
+    def same(got, ref, what):
+        assert got.shape == ref.shape and got.dtype == ref.dtype, what
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=tol * np.abs(ref).max(),
+                                   err_msg=what)
+
     rows = 3 * fh * fw
     per_image = rows * out.shape[2] * out.shape[3] * np.dtype(dtype).itemsize
     budgets = [1, per_image - 1, per_image, 2 * per_image, 2 * per_image + 1, 3 * per_image,
                5 * per_image, 10**12]
     for workspace in budgets:
         out_ws, cache_ws = numbaconv.conv2d_forward(x, w, b, workspace=workspace, **hp)
-        assert np.array_equal(out_ws, out), f"out, workspace={workspace}"
+        same(out_ws, out, f"out, workspace={workspace}")
         for name, got, ref in zip(("dx", "dw", "db"),
                                   numbaconv.conv2d_backward(dout, cache_ws), grads,
                                   strict=True):
-            assert np.array_equal(got, ref), f"{name}, workspace={workspace}"
+            same(got, ref, f"{name}, workspace={workspace}")
     # Layer with a workspace budget.
     layer = numbaconv.Conv(x.shape[1:], 4, fh, fw, hp.get("stride", 1), hp.get("padding", 0),
                            dilation=hp.get("dilation", 1), dtype=dtype, rng=0, workspace=1)
     layer.W[...] = w
     layer.b[...] = b.reshape(-1, 1)
-    assert np.array_equal(layer.forward(x), out)
+    same(layer.forward(x), out, "Conv.forward")
     dX, (dW, db) = layer.backward(dout)
-    assert np.array_equal(dX, grads[0]) and np.array_equal(dW, grads[1])
-    assert np.array_equal(db.ravel(), grads[2])
+    same(dX, grads[0], "dX")
+    same(dW, grads[1], "dW")
+    same(db.ravel(), grads[2], "db")
 
 
 def test_workspace_chunked_backward_recomputes_from_cached_input(rng):
