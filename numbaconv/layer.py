@@ -38,7 +38,30 @@ def image_dims(value: object) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-class Conv:
+class WeightsAndBias:
+    """``W`` and ``b`` as views of ``params = [W, b]``: an optimizer may update the arrays in
+    place, or rebind ``layer.W`` / ``layer.params[0]``, and the two stay in sync."""
+
+    params: list[np.ndarray]
+
+    @property
+    def W(self) -> np.ndarray:
+        return self.params[0]
+
+    @W.setter
+    def W(self, value: np.ndarray) -> None:
+        self.params[0] = value
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.params[1]
+
+    @b.setter
+    def b(self, value: np.ndarray) -> None:
+        self.params[1] = value
+
+
+class Conv(WeightsAndBias):
     """2-D convolution layer with the classic teaching API.
 
     Parameters
@@ -100,22 +123,6 @@ class Conv:
         W = generator.standard_normal(shape) / np.sqrt(self.n_filter / 2.0)
         self.params = [W.astype(self.dtype), np.zeros((self.n_filter, 1), dtype=self.dtype)]
         self._cache: ConvCache | None = None
-
-    @property
-    def W(self) -> np.ndarray:
-        return self.params[0]
-
-    @W.setter
-    def W(self, value: np.ndarray) -> None:
-        self.params[0] = value
-
-    @property
-    def b(self) -> np.ndarray:
-        return self.params[1]
-
-    @b.setter
-    def b(self, value: np.ndarray) -> None:
-        self.params[1] = value
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out)."""

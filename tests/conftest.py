@@ -65,3 +65,25 @@ def tolerance() -> Callable[[object], float]:
 def rng() -> np.random.Generator:
     """A freshly seeded generator per test: data are reproducible and order-independent."""
     return np.random.default_rng(20261123)
+
+
+def central_differences(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    """Gradient of the scalar ``f()`` with respect to ``x`` (changed in place and restored),
+    by central differences."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for k in range(flat.size):
+        old = flat[k]
+        flat[k] = old + eps
+        plus = f()
+        flat[k] = old - eps
+        minus = f()
+        flat[k] = old
+        gflat[k] = (plus - minus) / (2 * eps)
+    return grad
+
+
+@pytest.fixture(scope="session")
+def numerical_grad() -> Callable[..., np.ndarray]:
+    """Fixture form of :func:`central_differences`."""
+    return central_differences

@@ -11,20 +11,6 @@ from numbaconv.nn import Dense, Flatten, ReLU
 DTYPES = [pytest.param(np.float64, id="float64"), pytest.param(np.float32, id="float32")]
 
 
-def numerical_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + eps
-        plus = f()
-        flat[k] = old - eps
-        minus = f()
-        flat[k] = old
-        gflat[k] = (plus - minus) / (2 * eps)
-    return g
-
-
 def tol(dtype):
     return {"rtol": 1e-12, "atol": 1e-13} if dtype == np.float64 else {"rtol": 1e-5, "atol": 1e-6}
 
@@ -42,7 +28,7 @@ def test_relu_forward_backward_and_gradient_at_zero():
     assert grads == [] and layer.params == []
 
 
-def test_relu_finite_differences():
+def test_relu_finite_differences(numerical_grad):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 2, 4, 5))
     x[np.abs(x) < 1e-3] = 0.5  # keep away from the kink
@@ -124,7 +110,7 @@ def test_dense_classic_init_is_reproducible():
     assert not np.array_equal(Dense(50, 7, rng=4).W, a.W)
 
 
-def test_dense_finite_differences():
+def test_dense_finite_differences(numerical_grad):
     rng = np.random.default_rng(4)
     layer = Dense(6, 4, rng=rng)
     layer.b[...] = rng.standard_normal(layer.b.shape)

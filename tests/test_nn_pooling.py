@@ -47,20 +47,6 @@ def loop_pool(x, kernel, stride, padding, mode, count_include_pad=True):
     return out
 
 
-def numerical_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    flat, gflat = x.reshape(-1), g.reshape(-1)
-    for k in range(flat.size):
-        old = flat[k]
-        flat[k] = old + eps
-        plus = f()
-        flat[k] = old - eps
-        minus = f()
-        flat[k] = old
-        gflat[k] = (plus - minus) / (2 * eps)
-    return g
-
-
 def make_layer(mode, kernel, stride, padding, count_include_pad=True):
     if mode == "max":
         return MaxPool2d(kernel, stride, padding)
@@ -83,7 +69,7 @@ def test_forward_matches_loop_oracle(mode, cip, kernel, stride, padding):
 
 @pytest.mark.parametrize(("mode", "cip"), MODES)
 @pytest.mark.parametrize(("kernel", "stride", "padding"), GEOMETRIES)
-def test_backward_matches_finite_differences(mode, cip, kernel, stride, padding):
+def test_backward_matches_finite_differences(numerical_grad, mode, cip, kernel, stride, padding):
     rng = np.random.default_rng(2)
     # A permutation of well-separated values: no ties, so max pooling is differentiable.
     x = rng.permutation(2 * 2 * 6 * 7).reshape(2, 2, 6, 7) * 0.01 - 1.0

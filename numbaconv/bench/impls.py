@@ -149,48 +149,40 @@ def _naive(p: Problem, op: str) -> Callable[[], object] | None:
     return None
 
 
-def _fancy(p: Problem, op: str) -> Callable[[], object] | None:
-    from numbaconv import reference
-
+def _classic_api(p: Problem, op: str, im2col: Callable, col2im: Callable, forward: Callable,
+                 backward: Callable, cache: Callable[[], Any]) -> Callable[[], object] | None:
+    """The ops of an implementation with the classic functions' signatures."""
     s, x, w, b, dout = p.shape, p.x, p.w, p.b, p.dout
     if op == "im2col":
-        return lambda: reference.im2col_indices(x, s.fh, s.fw, s.P, s.S)
+        return lambda: im2col(x, s.fh, s.fw, s.P, s.S)
     if op == "col2im":
         cols = p.cols
-        return lambda: reference.col2im_indices(cols, x.shape, s.fh, s.fw, s.P, s.S)
+        return lambda: col2im(cols, x.shape, s.fh, s.fw, s.P, s.S)
     if op == "forward":
-        return lambda: reference.fancy_conv2d_forward(x, w, b, s.S, s.P)
+        return lambda: forward(x, w, b, s.S, s.P)
     if op == "backward":
-        cache = p.fancy_cache
-        return lambda: reference.fancy_conv2d_backward(dout, cache)
+        kept = cache()
+        return lambda: backward(dout, kept)
     if op == "forward+backward":
         def fwd_bwd() -> object:
-            _, cache = reference.fancy_conv2d_forward(x, w, b, s.S, s.P)
-            return reference.fancy_conv2d_backward(dout, cache)
+            _, kept = forward(x, w, b, s.S, s.P)
+            return backward(dout, kept)
         return fwd_bwd
     return None
+
+
+def _fancy(p: Problem, op: str) -> Callable[[], object] | None:
+    from numbaconv import reference as r
+
+    return _classic_api(p, op, r.im2col_indices, r.col2im_indices, r.fancy_conv2d_forward,
+                        r.fancy_conv2d_backward, lambda: p.fancy_cache)
 
 
 def _numbaconv(p: Problem, op: str) -> Callable[[], object] | None:
-    import numbaconv
+    import numbaconv as nc
 
-    s, x, w, b, dout = p.shape, p.x, p.w, p.b, p.dout
-    if op == "im2col":
-        return lambda: numbaconv.im2col_indices(x, s.fh, s.fw, s.P, s.S)
-    if op == "col2im":
-        cols = p.cols
-        return lambda: numbaconv.col2im_indices(cols, x.shape, s.fh, s.fw, s.P, s.S)
-    if op == "forward":
-        return lambda: numbaconv.conv2d_forward(x, w, b, s.S, s.P)
-    if op == "backward":
-        cache = p.numbaconv_cache
-        return lambda: numbaconv.conv2d_backward(dout, cache)
-    if op == "forward+backward":
-        def fwd_bwd() -> object:
-            _, cache = numbaconv.conv2d_forward(x, w, b, s.S, s.P)
-            return numbaconv.conv2d_backward(dout, cache)
-        return fwd_bwd
-    return None
+    return _classic_api(p, op, nc.im2col_indices, nc.col2im_indices, nc.conv2d_forward,
+                        nc.conv2d_backward, lambda: p.numbaconv_cache)
 
 
 def _torch(p: Problem, op: str) -> Callable[[], object] | None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from numbaconv._validation import BackwardBeforeForwardError, as_float_array, as_int, check_ndim
-from numbaconv.layer import layer_dtype
+from numbaconv.layer import WeightsAndBias, layer_dtype
 from numbaconv.nn._checks import check_dout
 
 
-class Dense:
+class Dense(WeightsAndBias):
     """Fully connected (affine) layer with the classic teaching API.
 
     Parameters
@@ -52,22 +52,6 @@ class Dense:
         self.params = [W.astype(self.dtype),
                        np.zeros((1, self.out_features), dtype=self.dtype)]
         self._x: np.ndarray | None = None
-
-    @property
-    def W(self) -> np.ndarray:
-        return self.params[0]
-
-    @W.setter
-    def W(self, value: np.ndarray) -> None:
-        self.params[0] = value
-
-    @property
-    def b(self) -> np.ndarray:
-        return self.params[1]
-
-    @b.setter
-    def b(self, value: np.ndarray) -> None:
-        self.params[1] = value
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         """``X @ W + b`` for ``X`` of shape (N, in_features); returns (N, out_features)."""
