@@ -216,8 +216,10 @@ def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
         raise ValueError(f"weight must have at least one filter, got {k}")
     hp, wp = h + 2 * ph, w + 2 * pw
     eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1
-    for label, size in (("padded input height", hp), ("padded input width", wp),
-                        ("dilated kernel height", eh), ("dilated kernel width", ew)):
+    for label, size in ((f"padded input height (H + 2*padding, padding {ph})", hp),
+                        (f"padded input width (W + 2*padding, padding {pw})", wp),
+                        (f"dilated kernel height (dilation {dh})", eh),
+                        (f"dilated kernel width (dilation {dw})", ew)):
         check_count(label, size)
     if eh > hp or ew > wp:
         raise ValueError(
@@ -228,9 +230,11 @@ def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
     wo = (wp - ew) // sw + 1
     geom = ConvGeometry(n, c, h, w, k, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
     # The largest offsets any kernel forms: column buffers, outputs and inputs.
+    settings = (f" for input {[n, c, h, w]}, kernel ({fh} x {fw}), stride {(sh, sw)}, "
+                f"padding {(ph, pw)}, dilation {(dh, dw)}")
     for label, count in (("column matrix size (C*fh*fw * Ho*Wo * N)",
                           geom.rows * geom.positions * max(n, 1)),
                          ("output size (N*K*Ho*Wo)", n * k * ho * wo),
                          ("input size (N*C*H*W)", n * c * h * w)):
-        check_count(label, count)
+        check_count(label + settings, count)
     return geom
