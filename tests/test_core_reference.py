@@ -196,22 +196,8 @@ FD_CASES = [
 ]
 
 
-def _numeric_gradient(f, arr: np.ndarray, step: float) -> np.ndarray:
-    grad = np.zeros_like(arr)
-    flat, gflat = arr.reshape(-1), grad.reshape(-1)
-    for idx in range(flat.size):
-        orig = flat[idx]
-        flat[idx] = orig + step
-        plus = f()
-        flat[idx] = orig - step
-        minus = f()
-        flat[idx] = orig
-        gflat[idx] = (plus - minus) / (2 * step)
-    return grad
-
-
 @pytest.mark.parametrize("cfg", FD_CASES)
-def test_gradients_match_central_differences(cfg):
+def test_gradients_match_central_differences(cfg, numerical_grad):
     rng = np.random.default_rng(11)
     x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
     w = rng.standard_normal((cfg["k"], cfg["c"], cfg["fh"], cfg["fw"]))
@@ -231,7 +217,7 @@ def test_gradients_match_central_differences(cfg):
         # cost on a busy machine (results are thread-count independent anyway).
         numba.set_num_threads(1)
         try:
-            numeric = _numeric_gradient(loss, arr, step)
+            numeric = numerical_grad(loss, arr, step)
         finally:
             numba.set_num_threads(threads)
         scale = max(np.max(np.abs(numeric)), 1.0)
