@@ -117,16 +117,21 @@ def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -
     return int(min(max(workspace // max(per_image, 1), 1), geom.n))
 
 
+def _cols_shape(geom: ConvGeometry, images: int, wide: bool) -> tuple[int, int, int]:
+    """Shape of the columns of ``images`` images: ``(n, R, Q)``, or ``(R, n, Q)`` if wide."""
+    if wide:
+        return (geom.rows, images, geom.positions)
+    return (images, geom.rows, geom.positions)
+
+
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
                   serial: bool = False, wide: bool = False) -> np.ndarray:
     """Columns of a validated, C-contiguous ``x``: per image ``(N, R, Q)``, or ``(R, N, Q)``
     with ``wide`` (one matrix ``(R, N*Q)`` for the whole chunk)."""
     if geom.is_pointwise and not wide:
         return x.reshape(x.shape[0], geom.c, geom.positions)
-    shape = (geom.rows, x.shape[0], geom.positions) if wide else (
-        x.shape[0], geom.rows, geom.positions)
     if out is None:
-        out = np.empty(shape, dtype=x.dtype)
+        out = np.empty(_cols_shape(geom, x.shape[0], wide), dtype=x.dtype)
     _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
                  x, *geom.kernel_args, out, wide, force_serial=serial)
     return out
@@ -158,13 +163,11 @@ def _column_chunks(
     One buffer is reused for every chunk, so it must be consumed before the next is produced.
     """
     buffer = None
+    if not (geom.is_pointwise and not wide):  # pointwise columns are views of x
+        buffer = np.empty(min(chunk, n1 - n0) * geom.rows * geom.positions, dtype=x.dtype)
     for m0 in range(n0, n1, chunk):
         m1 = min(m0 + chunk, n1)
-        shape = (geom.rows, m1 - m0, geom.positions) if wide else (
-            m1 - m0, geom.rows, geom.positions)
-        if buffer is None and not (geom.is_pointwise and not wide):
-            images = min(chunk, n1 - n0)
-            buffer = np.empty(images * geom.rows * geom.positions, dtype=x.dtype)
+        shape = _cols_shape(geom, m1 - m0, wide)
         out = None if buffer is None else buffer[: math.prod(shape)].reshape(shape)
         with _Stage("im2col"):
             cols = im2col_blocks(x[m0:m1], geom, out, serial, wide)

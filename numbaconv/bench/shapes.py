@@ -119,28 +119,28 @@ def _split(value: str | Iterable[str]) -> list[str]:
     return [item.strip() for item in items if item.strip()]
 
 
-def parse_shapes(value: str | Iterable[str]) -> list[Shape]:
-    """Turn ``"classic,lenet"`` (or a list of names) into Shape objects, in the given order."""
+def _known_names(value: str | Iterable[str], known: Iterable[str], what: str,
+                 kinds: str) -> list[str]:
+    """Names from ``value``, deduplicated in order, each checked against ``known``."""
     names = _split(value)
     if not names:
-        raise ValueError("expected at least one shape name, got an empty list")
-    unknown = [n for n in names if n not in SHAPES]
+        raise ValueError(f"expected at least one {what}, got an empty list")
+    known = list(known)
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown shape(s) {', '.join(map(repr, unknown))}; "
-                         f"expected names from {', '.join(SHAPES)}")
-    return [SHAPES[n] for n in dict.fromkeys(names)]
+        raise ValueError(f"unknown {kinds} {', '.join(map(repr, unknown))}; "
+                         f"expected names from {', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
+def parse_shapes(value: str | Iterable[str]) -> list[Shape]:
+    """Turn ``"classic,lenet"`` (or a list of names) into Shape objects, in the given order."""
+    return [SHAPES[n] for n in _known_names(value, SHAPES, "shape name", "shape(s)")]
 
 
 def parse_ops(value: str | Iterable[str]) -> list[str]:
     """Turn ``"forward,backward"`` (or a list) into op names, validated against :data:`OPS`."""
-    ops = _split(value)
-    if not ops:
-        raise ValueError("expected at least one op, got an empty list")
-    unknown = [o for o in ops if o not in OPS]
-    if unknown:
-        raise ValueError(f"unknown op(s) {', '.join(map(repr, unknown))}; "
-                         f"expected names from {', '.join(OPS)}")
-    return list(dict.fromkeys(ops))
+    return _known_names(value, OPS, "op", "op(s)")
 
 
 def parse_dtypes(value: str) -> list[str]:
