@@ -15,16 +15,10 @@ from numbaconv._validation import (
     IntPair,
     as_float_array,
     as_int,
+    as_positive_int,
     check_ndim,
     make_geometry,
 )
-
-
-def _field(name: str, value: object) -> int:
-    size = as_int(name, value)
-    if size < 1:
-        raise ValueError(f"{name} must be >= 1, got {size}")
-    return size
 
 
 def im2col_indices(
@@ -56,8 +50,8 @@ def im2col_indices(
     """
     x = as_float_array("x", x)
     check_ndim("x", x, 4, "(N, C, H, W)", "im2col_indices")
-    fh = _field("field_height", field_height)
-    fw = _field("field_width", field_width)
+    fh = as_positive_int("field_height", field_height)
+    fw = as_positive_int("field_width", field_width)
     geom = make_geometry(x.shape, 1, fh, fw, stride, padding, dilation, op="im2col_indices")
     cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
     if cols.size:
@@ -105,8 +99,8 @@ def col2im_indices(
     shape = tuple(as_int("x_shape", s) for s in x_shape)
     if min(shape) < 0:
         raise ValueError(f"x_shape must not have negative sizes, got {x_shape!r}")
-    fh = _field("field_height", field_height)
-    fw = _field("field_width", field_width)
+    fh = as_positive_int("field_height", field_height)
+    fw = as_positive_int("field_width", field_width)
     geom = make_geometry(shape, 1, fh, fw, stride, padding, dilation, op="col2im_indices")
     expected = (geom.rows, geom.positions * geom.n)
     if cols.shape != expected:
