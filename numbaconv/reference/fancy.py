@@ -12,6 +12,7 @@ import numpy as np
 
 from numbaconv._validation import (
     BackwardBeforeForwardError,
+    ConvGeometry,
     IntPair,
     as_float_array,
     as_int,
@@ -33,16 +34,25 @@ def get_im2col_indices(
     ``k`` has shape (R, 1); ``i`` and ``j`` have shape (R, Q) with ``R = C*fh*fw`` and
     ``Q = Ho*Wo``, row ``r = (c*fh + a)*fw + b`` and column ``q = i_out*Wo + j_out``.
     """
+    return _index_arrays(_geometry(x_shape, field_height, field_width, padding, stride))
+
+
+def _geometry(x_shape: tuple[int, ...], field_height: object, field_width: object,
+              padding: object, stride: object) -> ConvGeometry:
     fh, fw = as_int("field_height", field_height), as_int("field_width", field_width)
-    g = make_geometry(tuple(x_shape), 1, fh, fw, stride, padding, 1, op="im2col_indices")
+    return make_geometry(tuple(x_shape), 1, fh, fw, stride, padding, 1, op="im2col_indices")
+
+
+def _index_arrays(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ``(k, i, j)`` of :func:`get_im2col_indices` for a validated geometry."""
     # Row offsets inside the window, repeated per channel; start offsets of every window.
-    tap_rows = np.tile(np.repeat(np.arange(fh), fw), g.c)
-    tap_cols = np.tile(np.arange(fw), fh * g.c)
+    tap_rows = np.tile(np.repeat(np.arange(g.fh), g.fw), g.c)
+    tap_cols = np.tile(np.arange(g.fw), g.fh * g.c)
     start_rows = g.sh * np.repeat(np.arange(g.ho), g.wo)
     start_cols = g.sw * np.tile(np.arange(g.wo), g.ho)
     i = tap_rows[:, None] + start_rows[None, :]
     j = tap_cols[:, None] + start_cols[None, :]
-    k = np.repeat(np.arange(g.c), fh * fw)[:, None]
+    k = np.repeat(np.arange(g.c), g.fh * g.fw)[:, None]
     return k, i, j
 
 
@@ -60,8 +70,8 @@ def im2col_indices(
     """Classic im2col by fancy indexing: ``(C*fh*fw, Ho*Wo*N)``, batch index fastest."""
     x = as_float_array("x", x)
     check_ndim("x", x, 4, "(N, C, H, W)", "im2col_indices")
-    k, i, j = get_im2col_indices(x.shape, field_height, field_width, padding, stride)
-    g = make_geometry(x.shape, 1, field_height, field_width, stride, padding, 1)
+    g = _geometry(x.shape, field_height, field_width, padding, stride)
+    k, i, j = _index_arrays(g)
     cols = _pad(x, g.ph, g.pw)[:, k, i, j]  # (N, R, Q)
     return cols.transpose(1, 2, 0).reshape(k.shape[0], -1)
 
@@ -78,8 +88,8 @@ def col2im_indices(
     cols = as_float_array("cols", cols)
     check_ndim("cols", cols, 2, "(C*field_height*field_width, Ho*Wo*N)", "col2im_indices")
     n, c, h, w = (as_int("x_shape", s) for s in x_shape)
-    k, i, j = get_im2col_indices((n, c, h, w), field_height, field_width, padding, stride)
-    g = make_geometry((n, c, h, w), 1, field_height, field_width, stride, padding, 1)
+    g = _geometry((n, c, h, w), field_height, field_width, padding, stride)
+    k, i, j = _index_arrays(g)
     if cols.shape != (i.shape[0], i.shape[1] * n):
         raise ValueError(
             f"cols must have shape {(i.shape[0], i.shape[1] * n)} for x_shape "
