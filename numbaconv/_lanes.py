@@ -23,6 +23,7 @@ step uses Numba's and BLAS's own thread pools.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import glob
 import itertools
@@ -105,6 +106,12 @@ def _setup() -> tuple[_BlasThreads | None, ThreadPoolExecutor]:
             _pool = ThreadPoolExecutor(max(numba.config.NUMBA_NUM_THREADS - 1, 1),
                                        thread_name_prefix="numbaconv")
     return _blas, _pool
+
+
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """Hold NumPy's OpenBLAS at one thread inside the block (no-op for other BLAS builds)."""
+    blas, _ = _setup()
+    return contextlib.nullcontext() if blas is None else blas.single()
 
 
 def lane_bounds(n: int, multiply_adds: int) -> list[tuple[int, int]]:

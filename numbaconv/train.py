@@ -16,7 +16,6 @@ speedup. Timings on a shared machine are noisy.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numbaconv._lanes import single_threaded_blas
 from numbaconv._progress import ProgressBar
 from numbaconv.layer import Conv
 from numbaconv.nn import (
@@ -261,17 +261,6 @@ def plot_history(history: list[dict], path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _single_threaded_blas():
-    """Limit BLAS to one thread while training, if threadpoolctl (a scikit-learn dependency)
-    is available: the matrices of this small network are far below the size where BLAS
-    threads pay off, and idle BLAS threads fight Numba's threads for the cores."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - scikit-learn always ships it
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``numbaconv train``; returns the process exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
@@ -296,7 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   file=sys.stderr)
             return 2
         numba.set_num_threads(args.threads)
-    with _single_threaded_blas():
+    # This network's matrices are far below the size where BLAS threads pay off, and idle
+    # BLAS threads would fight Numba's for the cores.
+    with single_threaded_blas():
         return _run(args, numba.get_num_threads())
 
 
