@@ -12,11 +12,11 @@ zeros on each side; the padding is never materialised.
 Each kernel is a function of one *work item* ``t`` (``_..._item``) plus two drivers that run
 every item: a parallel one (``prange``) and a serial one (which releases the GIL) for work too
 small to be worth waking the thread pool, or for callers that run their own threads.  Work
-items write disjoint memory: im2col fills one row of the column matrix,
-col2im owns one *output* row of ``dx`` and gathers every (a, b, i, j) that lands on it in a
-fixed order.  So the parallel loops cannot race, and every output value is summed by one
-thread in the same order whatever the thread count: results are bitwise identical for any
-number of threads, and identical between the two drivers.
+items write disjoint memory: im2col fills the column rows of one kernel row (or one segment of
+the classic layout); col2im owns a block of whole *output* rows of ``dx`` and gathers every
+(a, b, i, j) that lands on them, in a fixed order.  So the parallel loops cannot race, and
+every output value is summed by one thread in the same order whatever the thread count:
+results are bitwise identical for any number of threads, and between the two drivers.
 
 Index arithmetic is done on ``np.int64`` values (``prange`` may hand out an unsigned index, and
 mixing unsigned with signed integers in Numba silently promotes to float).  The innermost copy
@@ -148,7 +148,7 @@ def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_
 
 
 @njit(cache=True, inline="always")
-def _col2im_rows(w, ho, sh, ph, dh, a, y0, y1):
+def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
     """Output rows ``i`` whose kernel row ``a`` lands in input rows ``[y0, y1)``."""
     start = y0 + ph - a * dh  # i * sh >= start
     stop = y1 + ph - a * dh  # i * sh < stop
@@ -173,7 +173,7 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
     o_plane = plane * h * w
     _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
     for a in range(fh):
-        i_lo, i_hi = _col2im_rows(w, ho, sh, ph, dh, a, y0, y1)
+        i_lo, i_hi = _col2im_rows(ho, sh, ph, dh, a, y0, y1)
         for b in range(fw):
             r = (c * fh + a) * fw + b
             row = r * n_img + n if batch_inner else n * n_ch * taps + r
