@@ -53,6 +53,12 @@ class _BlasThreads:
         self._depth = 0
         self._saved = 1
 
+    def get(self) -> int:
+        return int(self._get())
+
+    def set(self, threads: int) -> None:
+        self._set(threads)
+
     @contextmanager
     def single(self):
         with self._lock:
@@ -108,9 +114,14 @@ def _setup() -> tuple[_BlasThreads | None, ThreadPoolExecutor]:
     return _blas, _pool
 
 
+def blas_threads() -> _BlasThreads | None:
+    """The thread-count control of NumPy's bundled OpenBLAS, or None for other BLAS builds."""
+    return _setup()[0]
+
+
 def single_threaded_blas() -> contextlib.AbstractContextManager:
     """Hold NumPy's OpenBLAS at one thread inside the block (no-op for other BLAS builds)."""
-    blas, _ = _setup()
+    blas = blas_threads()
     return contextlib.nullcontext() if blas is None else blas.single()
 
 

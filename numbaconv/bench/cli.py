@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--no-torch", action="store_true", help="do not time PyTorch")
     timing = p.add_argument_group("timing")
     timing.add_argument("--threads", type=_positive_int, default=None,
-                        help="threads for numba, BLAS (threadpoolctl) and torch "
+                        help="threads for numba, NumPy's OpenBLAS and torch "
                              "(default: each library's default)")
     timing.add_argument("--repeat", type=_positive_int, default=None,
                         help="maximum timed samples per implementation (default 7, --quick 3)")

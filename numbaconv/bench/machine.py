@@ -53,11 +53,13 @@ def thread_counts() -> dict[str, Any]:
     """Current thread counts of numba, the BLAS pools and torch."""
     import numba
 
-    blas = blas_info()
+    from numbaconv._lanes import blas_threads
+
+    blas = blas_threads()
     counts: dict[str, Any] = {
         "numba": numba.get_num_threads(),
         "numba_layer": numba.config.THREADING_LAYER,
-        "blas": max((b["num_threads"] or 0 for b in blas), default=None),
+        "blas": None if blas is None else blas.get(),
     }
     torch = torch_module()
     if torch is not None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from numbaconv._lanes import blas_threads
 from numbaconv.bench.machine import torch_module
 
 
 def set_threads(n: int) -> Callable[[], None]:
-    """Use ``n`` threads in numba, BLAS (through threadpoolctl, if installed) and torch.
+    """Use ``n`` threads in numba, NumPy's OpenBLAS (when it is the BLAS) and torch.
 
     Returns a function that restores the previous thread counts (``numbaconv bench`` calls
     it on exit, so running ``main`` in-process leaves the caller's settings alone).
@@ -22,13 +23,10 @@ def set_threads(n: int) -> Callable[[], None]:
                          f"(numba's NUMBA_NUM_THREADS), got {n}")
     previous_numba = numba.get_num_threads()
     numba.set_num_threads(n)
-    limiter = None
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        pass
-    else:
-        limiter = threadpool_limits(limits=n, user_api="blas")
+    blas = blas_threads()
+    previous_blas = None if blas is None else blas.get()
+    if blas is not None:
+        blas.set(n)
     torch = torch_module()
     previous_torch = None if torch is None else torch.get_num_threads()
     if torch is not None:
@@ -36,8 +34,8 @@ def set_threads(n: int) -> Callable[[], None]:
 
     def restore() -> None:
         numba.set_num_threads(previous_numba)
-        if limiter is not None:
-            limiter.restore_original_limits()
+        if blas is not None and previous_blas is not None:
+            blas.set(previous_blas)
         if torch is not None and previous_torch is not None:
             torch.set_num_threads(previous_torch)
 
