@@ -98,26 +98,30 @@ def _add(dst, d_start, d_step, src, s_start, count):
 # --- per-image blocks: cols[n, r, q] (or cols[r, n, q], "batch inner") ------------------------
 
 @njit(cache=True, inline="always")
+def _block_row(r, n, n_img, rows_alloc, batch_inner):
+    """Row of column ``r`` of image ``n`` in a block buffer: ``(N, rows_alloc, q)`` per image,
+    or ``(rows_alloc, N, q)`` with ``batch_inner``."""
+    return r * n_img + n if batch_inner else n * rows_alloc + r
+
+
+@njit(cache=True, inline="always")
 def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                        batch_inner):
-    """Work item ``t = (n * C + c) * fh + a``: the ``fw`` column rows of kernel row ``a`` of
-    channel ``c`` of image ``n``.  Rows are ``cols[n, r]`` viewed as ``(N * R, Q)``, or, with
-    ``batch_inner``, ``cols[r, n]`` of the layout ``(R, N, Q)``."""
-    taps = np.int64(fh) * fw
-    q_size = np.int64(ho) * wo
+                        i0, i1, rows_alloc, batch_inner):
+    """Work item ``t = (n * C + c) * fh + a``: output rows ``i0 <= i < i1`` of the ``fw``
+    column rows of kernel row ``a`` of channel ``c`` of image ``n``."""
+    q_size = np.int64(i1 - i0) * wo
     plane = t // fh  # n * n_ch + c
     a = t - plane * fh
     n = plane // n_ch
     c = plane - n * n_ch
     src_plane = plane * h * w
     for b in range(fw):
-        r = (c * fh + a) * fw + b
-        row = r * n_img + n if batch_inner else n * n_ch * taps + r
+        row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
         off_w = b * dw - pw
         j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-        for i in range(ho):
+        for i in range(i0, i1):
             y = i * sh + a * dh - ph
-            o = row * q_size + i * wo
+            o = row * q_size + (i - i0) * wo
             if y < 0 or y >= h:
                 _zero(dst, o, wo)
                 continue
@@ -127,24 +131,30 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
 
 
 @njit(cache=True, parallel=True)
-def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_inner):
-    """Fill ``cols[n, (c*fh + a)*fw + b, i*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
-    (``cols[r, n, q]`` with ``batch_inner``)."""
+def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner):
+    """Fill ``cols[n, (c*fh + a)*fw + b, (i - i0)*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
+    for the output rows ``i0 <= i < i1`` (``cols[r, n, q]`` with ``batch_inner``).
+
+    ``cols`` may have more rows than ``C*fh*fw`` (``cols.shape[1]``, or ``shape[0]`` with
+    ``batch_inner``); the extra rows are left as they are.
+    """
     n_img, n_ch, h, w = x.shape
+    rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in prange(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, batch_inner)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner)
 
 
 @njit(cache=True, nogil=True)
-def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols, batch_inner):
+def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner):
     """Serial driver of :func:`im2col_blocks`."""
     n_img, n_ch, h, w = x.shape
+    rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in range(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, batch_inner)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner)
 
 
 @njit(cache=True, inline="always")
@@ -159,54 +169,63 @@ def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
 
 @njit(cache=True, inline="always")
 def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw,
-                        ph, pw, dh, dw, ho, wo, batch_inner):
+                        ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, accumulate):
     """Work item ``t = (n * C + c) * blocks + k``: input rows ``[k * rows_per_block, ...)`` of
-    ``dx[n, c]``, which it alone writes.  Every (a, b) adds its column row's contribution, in
-    the order a, then b, then position: the same order for any thread count."""
-    taps = np.int64(fh) * fw
-    q_size = np.int64(ho) * wo
+    ``dx[n, c]``, which it alone writes.  They are zeroed first unless ``accumulate``; then
+    every (a, b) adds the contributions of output rows ``i0 <= i < i1``, in the order a, then
+    b, then position: the same order for any thread count."""
+    q_size = np.int64(i1 - i0) * wo
     plane = t // blocks  # n * n_ch + c
     y0 = (t - plane * blocks) * rows_per_block
     y1 = min(y0 + rows_per_block, h)
     n = plane // n_ch
     c = plane - n * n_ch
     o_plane = plane * h * w
-    _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
+    if not accumulate:
+        _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
     for a in range(fh):
         i_lo, i_hi = _col2im_rows(ho, sh, ph, dh, a, y0, y1)
+        i_lo = max(i_lo, i0)
+        i_hi = min(i_hi, i1)
         for b in range(fw):
-            r = (c * fh + a) * fw + b
-            row = r * n_img + n if batch_inner else n * n_ch * taps + r
+            row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
             off_w = b * dw - pw
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
             for i in range(i_lo, i_hi):
                 y = i * sh + a * dh - ph
                 _add(dst, o_plane + y * w + off_w + j_lo * sw, sw, src,
-                     row * q_size + i * wo + j_lo, j_hi - j_lo)
+                     row * q_size + (i - i0) * wo + j_lo, j_hi - j_lo)
 
 
 @njit(cache=True, parallel=True)
-def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch_inner):
-    """Overwrite ``dx`` with the adjoint of :func:`im2col_blocks` applied to ``cols``."""
+def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batch_inner,
+                  accumulate):
+    """Overwrite ``dx`` with (or, with ``accumulate``, add to it) the adjoint of
+    :func:`im2col_blocks` for output rows ``i0 <= i < i1`` applied to ``cols``."""
     n_img, n_ch, h, w = dx.shape
+    rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     rows_per_block = max(1, _ROW_BLOCK // w)
     blocks = (h + rows_per_block - 1) // rows_per_block
     for item in prange(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
-                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, batch_inner)
+                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
+                            batch_inner, accumulate)
 
 
 @njit(cache=True, nogil=True)
-def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx, batch_inner):
+def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batch_inner,
+                         accumulate):
     """Serial driver of :func:`col2im_blocks`."""
     n_img, n_ch, h, w = dx.shape
+    rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     rows_per_block = max(1, _ROW_BLOCK // w)
     blocks = (h + rows_per_block - 1) // rows_per_block
     for item in range(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
-                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, batch_inner)
+                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
+                            batch_inner, accumulate)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------

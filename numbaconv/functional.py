@@ -2,8 +2,9 @@
 
 Columns are kept per image, ``cols[n]`` of shape ``(R, Q)`` with ``R = C*fh*fw`` and
 ``Q = Ho*Wo``, so ``W_row @ cols[n]`` is already ``out[n]`` in (K, Ho, Wo) order: no transpose
-of the output is ever needed.  Images are processed in chunks whose column buffer fits the
-``workspace`` budget.
+of the output is ever needed.  The columns are built tile by tile in a buffer that fits the
+``workspace`` budget: a tile is a group of whole images, or a block of output rows of one image
+when one image's columns do not fit.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from numbaconv._validation import (
     make_geometry,
 )
 
-# Default byte budget of a column buffer.  Chunks this small stay in the last-level cache
+# Default byte budget of a column buffer.  Tiles this small stay in the last-level cache
 # between im2col and the matrix product, and stay below glibc's mmap threshold (32 MiB), so
 # the buffer is recycled by malloc instead of being page-faulted in afresh on every call.
 DEFAULT_WORKSPACE = 2 * 2**20
@@ -38,11 +39,27 @@ WIDE_BELOW = 256
 
 
 @dataclass(frozen=True)
+class Tiling:
+    """How a call's columns are cut to fit the workspace: tiles of ``images`` whole images,
+    or, when one image's columns do not fit, tiles of ``out_rows`` output rows of one image.
+
+    Column tiles carry one extra row of ones after the ``C*fh*fw`` im2col rows (``bias_row``)
+    so that the products also add the bias (forward) and sum ``dout`` into ``db`` (backward):
+    no separate pass over the output.  Pointwise tiles are views of ``x`` and have none.
+    """
+
+    images: int
+    out_rows: int
+    wide: bool
+    bias_row: bool
+
+
+@dataclass(frozen=True)
 class ConvCache:
     """What :func:`conv2d_backward` needs from the forward pass.
 
-    Only the input is kept, not its columns: the backward pass recomputes them chunk by
-    chunk, which costs one more im2col but keeps memory at the size of ``x`` plus a bounded
+    Only the input is kept, not its columns: the backward pass recomputes them tile by tile,
+    which costs one more im2col but keeps memory at the size of ``x`` plus a bounded
     workspace.  ``x`` is a private copy (writing into the caller's array after the forward
     pass does not change the gradients); ``w`` is the caller's array, so, as in the classic
     layer, the backward pass uses the weights as they are when it runs.
@@ -51,7 +68,7 @@ class ConvCache:
     x: np.ndarray
     w: np.ndarray
     geometry: ConvGeometry
-    images_per_chunk: int
+    tiling: Tiling
 
 
 # Seconds per stage while a ``profile_stages()`` block is active, else None.
@@ -84,9 +101,11 @@ def profile_stages() -> Iterator[dict[str, float]]:
     """Collect the seconds spent in each stage of the forward and backward passes.
 
     Yields a dict that fills in with ``im2col``, ``gemm`` (matrix products, including the
-    accumulation of ``dw``), ``col2im`` and ``bias`` (bias addition and ``db``) while the block
-    runs.  Times are summed over the threads that work on a call, so compare them as shares of
-    their sum; whatever else a call spends (validation, allocation) is not in any stage.
+    accumulation of ``dw`` and, through the row of ones, the bias and ``db``), ``col2im`` and
+    ``bias`` (bias addition and ``db`` where they are not in the products: pointwise
+    convolutions) while the block runs.  Times are summed over the threads that work on a
+    call, so compare them as shares of their sum; whatever else a call spends (validation,
+    allocation) is not in any stage.
     """
     global _stage_seconds
     previous, _stage_seconds = _stage_seconds, {}
@@ -107,71 +126,91 @@ def _bias_vector(b: object, k: int, dtype: np.dtype) -> np.ndarray | None:
     return bias.reshape(k)
 
 
-def images_per_chunk(geom: ConvGeometry, itemsize: int, workspace: int | None) -> int:
-    """How many images' column blocks fit in ``workspace`` bytes (at least one)."""
-    if geom.n == 0:
-        return 1
+def use_wide_layout(geom: ConvGeometry) -> bool:
+    """Small output planes make per-image products too thin for BLAS to run fast: then a
+    tile of images shares one ``(R, n*Q)`` column matrix and one product."""
+    return geom.positions < WIDE_BELOW and not geom.is_pointwise
+
+
+def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
+    """The largest tiles whose column buffer fits ``workspace`` bytes (default 2 MiB); at
+    least one output row of one image."""
     if workspace is None:
         workspace = DEFAULT_WORKSPACE
-    per_image = geom.rows * geom.positions * itemsize
-    return int(min(max(workspace // max(per_image, 1), 1), geom.n))
+    wide = use_wide_layout(geom)
+    bias_row = wide or not geom.is_pointwise
+    row_bytes = (geom.rows + bias_row) * geom.wo * itemsize
+    image_bytes = max(row_bytes * geom.ho, 1)
+    if image_bytes <= workspace or geom.ho <= 1:
+        images = int(min(max(workspace // image_bytes, 1), max(geom.n, 1)))
+        return Tiling(images, geom.ho, wide, bias_row)
+    # One image is too big: cut it into the fewest, evenly sized, blocks of output rows.
+    blocks = -(-geom.ho // max(workspace // max(row_bytes, 1), 1))
+    return Tiling(1, -(-geom.ho // blocks), False, bias_row)
 
 
-def _cols_shape(geom: ConvGeometry, images: int, wide: bool) -> tuple[int, int, int]:
-    """Shape of the columns of ``images`` images: ``(n, R, Q)``, or ``(R, n, Q)`` if wide."""
-    if wide:
-        return (geom.rows, images, geom.positions)
-    return (images, geom.rows, geom.positions)
+def _cols_shape(geom: ConvGeometry, tiling: Tiling, images: int,
+                positions: int) -> tuple[int, int, int]:
+    """Shape of a column tile: ``(n, R + bias_row, q)``, or ``(R + bias_row, n, q)`` if wide."""
+    rows = geom.rows + tiling.bias_row
+    return (rows, images, positions) if tiling.wide else (images, rows, positions)
 
 
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
-                  serial: bool = False, wide: bool = False) -> np.ndarray:
-    """Columns of a validated, C-contiguous ``x``: per image ``(N, R, Q)``, or ``(R, N, Q)``
-    with ``wide`` (one matrix ``(R, N*Q)`` for the whole chunk)."""
-    if geom.is_pointwise and not wide:
-        return x.reshape(x.shape[0], geom.c, geom.positions)
+                  serial: bool = False, wide: bool = False,
+                  out_rows: tuple[int, int] | None = None) -> np.ndarray:
+    """Columns of a validated, C-contiguous ``x`` for the output rows ``out_rows = (i0, i1)``
+    (default all): per image ``(N, R, q)``, or ``(R, N, q)`` with ``wide`` (one matrix
+    ``(R, N*q)``); ``q = (i1 - i0) * Wo``.  ``out`` may have extra rows, left untouched."""
+    i0, i1 = (0, geom.ho) if out_rows is None else out_rows
+    if geom.is_pointwise and not wide and out is None:
+        return x.reshape(x.shape[0], geom.c, geom.positions)[:, :, i0 * geom.wo:i1 * geom.wo]
     if out is None:
-        out = np.empty(_cols_shape(geom, x.shape[0], wide), dtype=x.dtype)
+        shape = (geom.rows, x.shape[0], (i1 - i0) * geom.wo)
+        out = np.empty(shape if wide else (shape[1], shape[0], shape[2]), dtype=x.dtype)
     _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
-                 x, *geom.kernel_args, out, wide, force_serial=serial)
+                 x, *geom.kernel_args, i0, i1, out, wide, force_serial=serial)
     return out
 
 
 def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
-                  serial: bool = False, wide: bool = False) -> None:
+                  serial: bool = False, wide: bool = False,
+                  out_rows: tuple[int, int] | None = None, accumulate: bool = False) -> None:
     """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of ``cols`` (laid out as
-    :func:`im2col_blocks` makes them)."""
-    if geom.is_pointwise and not wide:
-        dx.reshape(cols.shape)[...] = cols
-    else:
-        _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
-                     cols, *geom.kernel_args, dx, wide, force_serial=serial)
+    :func:`im2col_blocks` makes them, for the output rows ``out_rows``), or add it to ``dx``
+    with ``accumulate``."""
+    i0, i1 = (0, geom.ho) if out_rows is None else out_rows
+    _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
+                 cols, *geom.kernel_args, i0, i1, dx, wide, accumulate, force_serial=serial)
 
 
-def use_wide_layout(geom: ConvGeometry) -> bool:
-    """Small output planes make per-image products too thin for BLAS to run fast: then a
-    chunk of images shares one ``(R, n*Q)`` column matrix and one product."""
-    return geom.positions < WIDE_BELOW and not geom.is_pointwise
+def _column_tiles(
+    x: np.ndarray, geom: ConvGeometry, tiling: Tiling, n0: int, n1: int, serial: bool
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """Yield ``(m0, m1, i0, i1, cols)``: the columns of images ``m0:m1`` (within ``n0:n1``)
+    for output rows ``i0:i1``, tile by tile, laid out as :func:`_cols_shape` says, with the
+    row of ones filled in.
 
-
-def _column_chunks(
-    x: np.ndarray, geom: ConvGeometry, n0: int, n1: int, chunk: int, serial: bool, wide: bool
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield ``(m0, m1, cols)``: the columns of images ``m0:m1`` within ``n0:n1``, ``chunk``
-    images at a time, laid out as :func:`im2col_blocks` makes them.
-
-    One buffer is reused for every chunk, so it must be consumed before the next is produced.
+    One buffer is reused for every tile, so it must be consumed before the next is produced.
     """
+    wide, wo = tiling.wide, geom.wo
     buffer = None
-    if not (geom.is_pointwise and not wide):  # pointwise columns are views of x
-        buffer = np.empty(min(chunk, n1 - n0) * geom.rows * geom.positions, dtype=x.dtype)
-    for m0 in range(n0, n1, chunk):
-        m1 = min(m0 + chunk, n1)
-        shape = _cols_shape(geom, m1 - m0, wide)
-        out = None if buffer is None else buffer[: math.prod(shape)].reshape(shape)
-        with _Stage("im2col"):
-            cols = im2col_blocks(x[m0:m1], geom, out, serial, wide)
-        yield m0, m1, cols
+    if tiling.bias_row:  # else pointwise: the columns are views of x
+        largest = _cols_shape(geom, tiling, min(tiling.images, n1 - n0), tiling.out_rows * wo)
+        buffer = np.empty(math.prod(largest), dtype=x.dtype)
+    for m0 in range(n0, n1, tiling.images):
+        m1 = min(m0 + tiling.images, n1)
+        for i0 in range(0, geom.ho, tiling.out_rows):
+            i1 = min(i0 + tiling.out_rows, geom.ho)
+            with _Stage("im2col"):
+                if buffer is None:
+                    cols = im2col_blocks(x[m0:m1], geom, None, serial, wide, (i0, i1))
+                else:
+                    shape = _cols_shape(geom, tiling, m1 - m0, (i1 - i0) * wo)
+                    cols = buffer[: math.prod(shape)].reshape(shape)
+                    im2col_blocks(x[m0:m1], geom, cols, serial, wide, (i0, i1))
+                    (cols[-1] if wide else cols[:, -1]).fill(1)
+            yield m0, m1, i0, i1, cols
 
 
 def conv2d_forward(
@@ -224,32 +263,37 @@ def conv2d_forward(
     k, _, fh, fw = w.shape
     geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
     bias = _bias_vector(b, k, x.dtype)
-    chunk = images_per_chunk(geom, x.itemsize, check_workspace(workspace))
+    tiling = plan_tiling(geom, x.itemsize, check_workspace(workspace))
 
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, k, geom.positions)
-    w_row = w.reshape(k, geom.rows)
-
-    wide = use_wide_layout(geom)
+    rows, wo = geom.rows, geom.wo
+    if tiling.bias_row:  # the bias is the weight of the row of ones
+        w_row = np.empty((k, rows + 1), dtype=x.dtype)
+        w_row[:, :rows] = w.reshape(k, rows)
+        w_row[:, rows] = 0 if bias is None else bias
+    else:
+        w_row = w.reshape(k, rows)
 
     x_kept = np.empty_like(x) if copy_x else x
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
         if copy_x:
             x_kept[n0:n1] = x[n0:n1]
-        for m0, m1, cols in _column_chunks(x_kept, geom, n0, n1, chunk, serial, wide):
+        for m0, m1, i0, i1, cols in _column_tiles(x_kept, geom, tiling, n0, n1, serial):
+            out_tile = out3[m0:m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
-                if wide:  # (K, m*Q) -> (m, K, Q)
-                    product = w_row @ cols.reshape(geom.rows, -1)
-                    np.copyto(out3[m0:m1], product.reshape(k, m1 - m0, -1).transpose(1, 0, 2))
+                if tiling.wide:  # (K, m*Q) -> (m, K, Q)
+                    product = w_row @ cols.reshape(cols.shape[0], -1)
+                    np.copyto(out_tile, product.reshape(k, m1 - m0, -1).transpose(1, 0, 2))
                 else:
-                    np.matmul(w_row, cols, out=out3[m0:m1])
-            if bias is not None:
+                    np.matmul(w_row, cols, out=out_tile)
+            if bias is not None and not tiling.bias_row:
                 with _Stage("bias"):
-                    out3[m0:m1] += bias[:, None]
+                    out_tile += bias[:, None]
 
     run_lanes(forward_lane, geom.n, geom.multiply_adds)
-    return out, ConvCache(x=x_kept, w=w, geometry=geom, images_per_chunk=chunk)
+    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
 
 
 def conv2d_backward(
@@ -281,49 +325,55 @@ def conv2d_backward(
         raise ValueError(
             f"dout must have the shape of the forward output {geom.out_shape}, "
             f"got {dout.shape}")
-    k, rows = geom.k, geom.rows
+    k, rows, wo = geom.k, geom.rows, geom.wo
+    tiling = cache.tiling
     dout3 = dout.reshape(geom.n, k, geom.positions)
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
+    # The last column of the weight gradient is the gradient of the row of ones: db.
+    dw_cols = rows + 1
 
-    wide = use_wide_layout(geom)
-    chunk = cache.images_per_chunk
-
-    def backward_lane(n0: int, n1: int, serial: bool) -> tuple[np.ndarray, np.ndarray]:
-        """dx of images n0:n1, and their parts of dw (summed chunk by chunk, in order) and db."""
-        with _Stage("bias"):
-            db_lane = dout3[n0:n1].sum(axis=(0, 2))
-        dw_lane = np.zeros((k, rows), dtype=x.dtype)
-        dw_part = np.empty((k, rows), dtype=x.dtype)
+    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
+        """dx of images n0:n1, and their part of [dw | db], summed tile by tile in order."""
+        dw_lane = np.zeros((k, dw_cols), dtype=x.dtype)
+        dw_part = np.zeros((k, dw_cols), dtype=x.dtype)  # without a row of ones, db stays 0
+        dw_into = dw_part if tiling.bias_row else dw_part[:, :rows]
         dcols_buffer = None
-        for m0, m1, cols in _column_chunks(x, geom, n0, n1, chunk, serial, wide):
+        for m0, m1, i0, i1, cols in _column_tiles(x, geom, tiling, n0, n1, serial):
+            grad = dout3[m0:m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
-                if wide:  # one product for the chunk, on dout laid out as (K, m*Q)
-                    grad = np.ascontiguousarray(dout3[m0:m1].transpose(1, 0, 2))
-                    grad = grad.reshape(k, -1)
-                    np.dot(grad, cols.reshape(rows, -1).T, out=dw_part)
+                if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
+                    grad = np.ascontiguousarray(grad.transpose(1, 0, 2)).reshape(k, -1)
+                    np.dot(grad, cols.reshape(cols.shape[0], -1).T, out=dw_part)
                     dw_lane += dw_part
                 else:
-                    for m in range(m0, m1):
-                        np.dot(dout3[m], cols[m - m0].T, out=dw_part)
+                    for m in range(m1 - m0):
+                        np.matmul(grad[m], cols[m].T, out=dw_into)
                         dw_lane += dw_part
-                    grad = dout3[m0:m1]
-                if geom.is_pointwise:  # the column gradient is the input gradient
-                    np.matmul(w_col, grad, out=dx3[m0:m1])
+            if not tiling.bias_row:
+                with _Stage("bias"):
+                    dw_lane[:, rows] += grad.sum(axis=(0, 2))
+            with _Stage("gemm"):
+                if geom.is_pointwise and not tiling.wide:  # column gradient = input gradient
+                    np.matmul(w_col, grad, out=dx3[m0:m1, :, i0 * wo:i1 * wo])
                     continue
+                size = (m1 - m0) * rows * (i1 - i0) * wo
                 if dcols_buffer is None:
-                    dcols_buffer = np.empty(cols.size, dtype=x.dtype)
-                dcols = dcols_buffer[: cols.size].reshape(cols.shape)
-                np.matmul(w_col, grad, out=dcols.reshape(rows, -1) if wide else dcols)
+                    dcols_buffer = np.empty(size, dtype=x.dtype)
+                if tiling.wide:
+                    dcols = dcols_buffer[:size].reshape(rows, m1 - m0, -1)
+                    np.matmul(w_col, grad, out=dcols.reshape(rows, -1))
+                else:
+                    dcols = dcols_buffer[:size].reshape(m1 - m0, rows, -1)
+                    np.matmul(w_col, grad, out=dcols)
             with _Stage("col2im"):
-                col2im_blocks(dcols, geom, dx[m0:m1], serial, wide)
-        return dw_lane, db_lane
+                col2im_blocks(dcols, geom, dx[m0:m1], serial, tiling.wide, (i0, i1),
+                              accumulate=i0 > 0)
+        return dw_lane
 
-    dw_row = np.zeros((k, rows), dtype=x.dtype)
-    db = np.zeros(k, dtype=x.dtype)
+    dw_db = np.zeros((k, dw_cols), dtype=x.dtype)
     # Summed in lane order, which does not depend on the thread count: deterministic.
-    for dw_lane, db_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
-        dw_row += dw_lane
-        db += db_lane
-    return dx, dw_row.reshape(geom.w_shape), db
+    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
+        dw_db += dw_lane
+    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
