@@ -128,8 +128,10 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
 def lane_bounds(n: int, multiply_adds: int) -> list[tuple[int, int]]:
     """Contiguous image ranges ``[(n0, n1), ...]``: up to ``LANES`` of them, each with at least
     ``LANE_WORK`` multiply-adds where possible (a function of the problem, not the threads)."""
+    if n == 0:
+        return []
     if multiply_adds < SMALL_CALL:  # runs in the calling thread: one lane, the fewest calls
-        return [(0, n)] if n else []
+        return [(0, n)]
     lanes = max(1, min(n, LANES, multiply_adds // LANE_WORK))
     return [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
 

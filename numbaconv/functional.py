@@ -115,6 +115,27 @@ def profile_stages() -> Iterator[dict[str, float]]:
         _stage_seconds = previous
 
 
+# Per-thread scratch buffers (column tiles, column gradients), kept between calls: a fresh
+# buffer per lane costs page faults that took longer than filling it.  Buffers larger than
+# _SCRATCH_KEPT bytes are not kept, so a one-off huge workspace is given back.
+_scratch = threading.local()
+_SCRATCH_KEPT = 64 * 2**20
+
+
+def _scratch_buffer(name: str, size: int, dtype: np.dtype) -> np.ndarray:
+    """A 1-d array of ``size`` elements of this thread's scratch buffer ``name``.
+
+    Its contents are undefined, and it is valid until this thread asks for ``name`` again.
+    """
+    nbytes = size * np.dtype(dtype).itemsize
+    buffer = getattr(_scratch, name, None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(nbytes, dtype=np.uint8)
+        if nbytes <= _SCRATCH_KEPT:
+            setattr(_scratch, name, buffer)
+    return buffer[:nbytes].view(dtype)
+
+
 def _bias_vector(b: object, k: int, dtype: np.dtype) -> np.ndarray | None:
     if b is None:
         return None
@@ -185,21 +206,21 @@ def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
 
 
 def _column_tiles(
-    x: np.ndarray, geom: ConvGeometry, tiling: Tiling, n0: int, n1: int, serial: bool
+    x: np.ndarray, geom: ConvGeometry, tiling: Tiling, serial: bool
 ) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
-    """Yield ``(m0, m1, i0, i1, cols)``: the columns of images ``m0:m1`` (within ``n0:n1``)
-    for output rows ``i0:i1``, tile by tile, laid out as :func:`_cols_shape` says, with the
-    row of ones filled in.
+    """Yield ``(m0, m1, i0, i1, cols)``: the columns of images ``x[m0:m1]`` for output rows
+    ``i0:i1``, tile by tile, laid out as :func:`_cols_shape` says, with the row of ones
+    filled in.
 
     One buffer is reused for every tile, so it must be consumed before the next is produced.
     """
-    wide, wo = tiling.wide, geom.wo
+    wide, wo, n = tiling.wide, geom.wo, x.shape[0]
     buffer = None
     if tiling.bias_row:  # else pointwise: the columns are views of x
-        largest = _cols_shape(geom, tiling, min(tiling.images, n1 - n0), tiling.out_rows * wo)
-        buffer = np.empty(math.prod(largest), dtype=x.dtype)
-    for m0 in range(n0, n1, tiling.images):
-        m1 = min(m0 + tiling.images, n1)
+        largest = _cols_shape(geom, tiling, min(tiling.images, n), tiling.out_rows * wo)
+        buffer = _scratch_buffer("cols", math.prod(largest), x.dtype)
+    for m0 in range(0, n, tiling.images):
+        m1 = min(m0 + tiling.images, n)
         for i0 in range(0, geom.ho, tiling.out_rows):
             i1 = min(i0 + tiling.out_rows, geom.ho)
             with _Stage("im2col"):
@@ -280,8 +301,8 @@ def conv2d_forward(
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
         if copy_x:
             x_kept[n0:n1] = x[n0:n1]
-        for m0, m1, i0, i1, cols in _column_tiles(x_kept, geom, tiling, n0, n1, serial):
-            out_tile = out3[m0:m1, :, i0 * wo:i1 * wo]
+        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial):
+            out_tile = out3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
                 if tiling.wide:  # (K, m*Q) -> (m, K, Q)
                     product = w_row @ cols.reshape(cols.shape[0], -1)
@@ -331,17 +352,15 @@ def conv2d_backward(
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
-    # The last column of the weight gradient is the gradient of the row of ones: db.
-    dw_cols = rows + 1
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        """dx of images n0:n1, and their part of [dw | db], summed tile by tile in order."""
-        dw_lane = np.zeros((k, dw_cols), dtype=x.dtype)
-        dw_part = np.zeros((k, dw_cols), dtype=x.dtype)  # without a row of ones, db stays 0
+        """dx of images n0:n1, and their part of [dw | db] (its last column is the gradient of
+        the row of ones, db), summed tile by tile in order."""
+        dw_lane = np.zeros((k, rows + 1), dtype=x.dtype)
+        dw_part = np.zeros((k, rows + 1), dtype=x.dtype)  # without a row of ones, db stays 0
         dw_into = dw_part if tiling.bias_row else dw_part[:, :rows]
-        dcols_buffer = None
-        for m0, m1, i0, i1, cols in _column_tiles(x, geom, tiling, n0, n1, serial):
-            grad = dout3[m0:m1, :, i0 * wo:i1 * wo]
+        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial):
+            grad = dout3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
                 if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
                     grad = np.ascontiguousarray(grad.transpose(1, 0, 2)).reshape(k, -1)
@@ -354,25 +373,24 @@ def conv2d_backward(
             if not tiling.bias_row:
                 with _Stage("bias"):
                     dw_lane[:, rows] += grad.sum(axis=(0, 2))
+            dx_tile = dx[n0 + m0:n0 + m1]
             with _Stage("gemm"):
                 if geom.is_pointwise and not tiling.wide:  # column gradient = input gradient
-                    np.matmul(w_col, grad, out=dx3[m0:m1, :, i0 * wo:i1 * wo])
+                    np.matmul(w_col, grad, out=dx3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo])
                     continue
-                size = (m1 - m0) * rows * (i1 - i0) * wo
-                if dcols_buffer is None:
-                    dcols_buffer = np.empty(size, dtype=x.dtype)
+                dcols = _scratch_buffer("dcols", (m1 - m0) * rows * (i1 - i0) * wo, x.dtype)
                 if tiling.wide:
-                    dcols = dcols_buffer[:size].reshape(rows, m1 - m0, -1)
+                    dcols = dcols.reshape(rows, m1 - m0, -1)
                     np.matmul(w_col, grad, out=dcols.reshape(rows, -1))
                 else:
-                    dcols = dcols_buffer[:size].reshape(m1 - m0, rows, -1)
+                    dcols = dcols.reshape(m1 - m0, rows, -1)
                     np.matmul(w_col, grad, out=dcols)
             with _Stage("col2im"):
-                col2im_blocks(dcols, geom, dx[m0:m1], serial, tiling.wide, (i0, i1),
+                col2im_blocks(dcols, geom, dx_tile, serial, tiling.wide, (i0, i1),
                               accumulate=i0 > 0)
         return dw_lane
 
-    dw_db = np.zeros((k, dw_cols), dtype=x.dtype)
+    dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
     # Summed in lane order, which does not depend on the thread count: deterministic.
     for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
         dw_db += dw_lane

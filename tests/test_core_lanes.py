@@ -1,0 +1,99 @@
+"""How a call is cut into lanes and tiles: every cut gives the naive reference's answer, and
+the same bits for any thread count.
+
+Real problems are cut into several lanes only when they are large (``_lanes.SMALL_CALL`` and
+``_lanes.LANE_WORK`` multiply-adds); these tests lower both thresholds so that small problems
+take the same paths: lanes of images spread over the thread pool, with tiles of whole images or
+of output rows of one image inside each lane.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pytest
+
+import numbaconv
+from numbaconv import _lanes, functional
+from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
+
+TAG = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
+
+# (x shape, w shape, stride, padding, dilation, wide_below)
+CASES = [
+    pytest.param((1, 5, 9, 8), (4, 5, 3, 3), 1, 1, 1, 256, id="N1-3x3"),
+    pytest.param((2, 3, 11, 7), (6, 3, 3, 2), (2, 1), (1, 0), (1, 2), 256, id="N2-s2x1-d1x2"),
+    pytest.param((3, 4, 8, 8), (5, 4, 1, 1), 1, 0, 1, 256, id="N3-pointwise"),
+    pytest.param((5, 4, 6, 6), (3, 4, 3, 3), 1, 1, 1, 10**9, id="N5-wide"),
+    pytest.param((9, 2, 7, 9), (3, 2, 2, 3), 1, 2, 2, 256, id="N9-p2-d2"),
+]
+
+
+@pytest.fixture
+def many_lanes(monkeypatch):
+    """Cut every call into as many lanes as there are images (up to ``LANES``)."""
+    monkeypatch.setattr(_lanes, "SMALL_CALL", 0)
+    monkeypatch.setattr(_lanes, "LANE_WORK", 1)
+
+
+def run_conv(x, w, b, dout, stride, padding, dilation, workspace):
+    out, cache = numbaconv.conv2d_forward(x, w, b, stride, padding, dilation,
+                                          workspace=workspace)
+    return [out, *numbaconv.conv2d_backward(dout, cache)]
+
+
+@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation", "wide_below"),
+                         CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
+def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, assert_close,
+                                                 workspace, x_shape, w_shape, stride, padding,
+                                                 dilation, wide_below, dtype):
+    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    expected_out = naive_conv2d_forward(x, w, b, stride, padding, dilation)
+    dout = rng.standard_normal(expected_out.shape)
+    expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
+    args = [a.astype(dtype) for a in (x, w, b, dout)]
+
+    previous = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            results.append(run_conv(*args, stride, padding, dilation, workspace))
+    finally:
+        numba.set_num_threads(previous)
+
+    for name, got, want in zip(("out", "dx", "dw", "db"), results[0], expected, strict=True):
+        assert_close(got, want, dtype, name)
+    for name, one, every in zip(("out", "dx", "dw", "db"), *results, strict=True):
+        assert np.array_equal(one, every), f"{name} differs between 1 and all threads"
+
+
+def test_scratch_buffers_are_reused_across_calls_and_dtypes(rng, assert_close):
+    """The per-thread column buffers are kept between calls, whatever the dtype."""
+    x = rng.standard_normal((2, 3, 12, 12))
+    w = rng.standard_normal((4, 3, 3, 3))
+    expected = naive_conv2d_forward(x, w, None, 1, 1)
+    for dtype in (np.float64, np.float32, np.float64):
+        out, _ = numbaconv.conv2d_forward(x.astype(dtype), w.astype(dtype), None, 1, 1)
+        assert_close(out, expected, dtype, "out")
+    kept = functional._scratch.cols
+    numbaconv.conv2d_forward(x, w, None, 1, 1)
+    assert functional._scratch.cols is kept
+
+
+def test_lane_bounds_depend_on_the_problem_only(monkeypatch):
+    monkeypatch.setattr(_lanes, "LANE_WORK", 10)
+    monkeypatch.setattr(_lanes, "SMALL_CALL", 50)
+    assert _lanes.lane_bounds(8, 49) == [(0, 8)]  # a small call: one lane
+    assert _lanes.lane_bounds(8, 85) == [(n, n + 1) for n in range(8)]
+    assert _lanes.lane_bounds(8, 60) == [(0, 1), (1, 2), (2, 4), (4, 5), (5, 6), (6, 8)]
+    many = _lanes.lane_bounds(100, 10**9)  # at most LANES lanes, covering every image once
+    assert len(many) == _lanes.LANES
+    assert [n0 for n0, _ in many[1:]] == [n1 for _, n1 in many[:-1]]
+    assert many[0][0] == 0 and many[-1][1] == 100
+    assert _lanes.lane_bounds(0, 10**9) == []
