@@ -15,8 +15,8 @@ partial sums in lane order.  So results are bitwise identical for any number of 
 Thread count: ``numba.get_num_threads()``.  BLAS is limited to one thread while a convolution
 runs (and restored afterwards), through the thread-count functions of the OpenBLAS that NumPy
 wheels ship; this also keeps results independent of the thread count, since OpenBLAS's own
-results change with its thread count.  When there are fewer images than threads, the lanes run
-one after the other in the calling thread with Numba's parallel kernels.  Where no OpenBLAS
+results change with its thread count.  A call of one lane runs in the calling thread.  Where no
+OpenBLAS
 controls are found (NumPy built on another BLAS), the lanes run in the calling thread and each
 step uses Numba's and BLAS's own thread pools.
 """
@@ -140,23 +140,22 @@ def run_lanes(work: Callable[[int, int, bool], T], n: int, multiply_adds: int) -
     """``[work(n0, n1, serial) for each lane]``, in lane order, spread over the threads.
 
     ``serial`` tells ``work`` whether to use serial kernels (each thread has its own lanes)
-    or parallel ones (the lanes run one after the other in the calling thread).  Calls of
-    fewer than ``SMALL_CALL`` multiply-adds run serially in the calling thread: handing them
-    to other threads would cost more than it saves.
+    or Numba's parallel ones (only where NumPy's BLAS cannot be held at one thread, so the
+    lanes run one after the other in the calling thread and each step uses every thread).
+    Calls of fewer than ``SMALL_CALL`` multiply-adds are one lane: handing them to other
+    threads would cost more than it saves.
     """
     bounds = lane_bounds(n, multiply_adds)
     threads = numba.get_num_threads()
     blas, pool = _setup()
     if blas is None:
         return [work(n0, n1, False) for n0, n1 in bounds]
-    if multiply_adds < SMALL_CALL or threads == 1:
-        with blas.single():
-            return [work(n0, n1, True) for n0, n1 in bounds]
-    if len(bounds) < threads:
-        # Too few images to give every thread its own: parallel kernels, one lane at a time.
+    if len(bounds) < 2 or threads == 1:
+        # One lane (a small call, or a single image) runs in the calling thread.  Numba's
+        # parallel kernels would not pay here: measured 5-12 % slower than serial ones.
         # BLAS stays single-threaded even so: OpenBLAS's results depend on its thread count.
         with blas.single():
-            return [work(n0, n1, False) for n0, n1 in bounds]
+            return [work(n0, n1, True) for n0, n1 in bounds]
     workers = min(threads, len(bounds))
     results: list = [None] * len(bounds)
     next_lane = itertools.count()  # threads take the next free lane: no thread idles early

@@ -56,12 +56,15 @@ def im2col_indices(
     cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
     if cols.size:
         # Batch axis last first: every run of the classic layout is then a contiguous copy.
-        xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=x.dtype)
+        # For a pointwise field that copy already is the columns.
+        xt = (cols if geom.is_pointwise
+              else np.empty((geom.c, geom.h, geom.w, geom.n), dtype=x.dtype))
         k = _kernels
         k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
               x.reshape(geom.n, -1), xt.reshape(-1, geom.n), True)
-        k.run(k.im2col_classic, k.im2col_classic_serial, cols.size,
-              xt, *geom.kernel_args, cols)
+        if not geom.is_pointwise:
+            k.run(k.im2col_classic, k.im2col_classic_serial, cols.size,
+                  xt.reshape(geom.c, geom.h, geom.w, geom.n), *geom.kernel_args, cols)
     return cols
 
 
@@ -109,10 +112,13 @@ def col2im_indices(
             f"field {fh}x{fw}, padding {padding!r}, stride {stride!r}; got {cols.shape}")
     x = np.empty(shape, dtype=cols.dtype)
     if x.size:
-        xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=cols.dtype)
         k = _kernels
-        k.run(k.col2im_classic, k.col2im_classic_serial, cols.size,
-              cols, *geom.kernel_args, xt)
+        if geom.is_pointwise:  # every pixel is one column entry: only the transpose remains
+            xt = cols
+        else:
+            xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=cols.dtype)
+            k.run(k.col2im_classic, k.col2im_classic_serial, cols.size,
+                  cols, *geom.kernel_args, xt)
         k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
               xt.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
     return x

@@ -155,6 +155,19 @@ def test_profile_view(capsys: pytest.CaptureFixture[str]) -> None:
     assert "outside GEMM" in out  # the summary table
 
 
+def test_scaling_view(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "scaling.json"
+    assert main(["--scaling", "--shapes", "classic", *FAST, "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "forward+backward per image, classic" in out
+    assert "per image, N=8 / N=256:" in out
+    records = json.loads(out_json.read_text())["scaling"]
+    assert [r["N"] for r in records] == [1, 8, 32, 64, 128, 256]
+    for r in records:
+        assert r["median_s"] > 0
+        assert r["per_image_s"] == pytest.approx(r["median_s"] / r["N"])
+
+
 def test_plot_without_matplotlib_fails_before_running(monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     import importlib.util
