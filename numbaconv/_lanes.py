@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import glob
 import itertools
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +33,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 import numba
-import numpy as np
+
+from numbaconv._blas import openblas_paths
 
 SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
 LANES = 32  # lanes per call at most; the weight gradient keeps one partial sum per lane
@@ -76,9 +75,7 @@ class _BlasThreads:
 
 
 def _find_blas_threads() -> _BlasThreads | None:
-    base = os.path.dirname(np.__file__)
-    paths = (glob.glob(os.path.join(base + ".libs", "*openblas*"))  # Linux and Windows wheels
-             + glob.glob(os.path.join(base, ".dylibs", "*openblas*")))  # macOS wheels
+    paths = openblas_paths()
     names = (("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
              ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
              ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),

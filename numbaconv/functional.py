@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _kernels
+from numbaconv import _kernels, _lane_kernels
+from numbaconv._blas import load_gemm
 from numbaconv._lanes import run_lanes
 from numbaconv._validation import (
     ConvGeometry,
@@ -36,6 +37,14 @@ from numbaconv._validation import (
 DEFAULT_WORKSPACE = 2 * 2**20
 # Output planes smaller than this many positions use the wide layout (see use_wide_layout).
 WIDE_BELOW = 256
+# Run each lane as one Numba call where NumPy's OpenBLAS can be called from Numba (tests turn
+# this off to check the NumPy path, which every other BLAS uses).
+FUSED_LANES = True
+
+
+def use_fused_lanes() -> bool:
+    """Whether lanes run as single Numba calls (see ``_lane_kernels``)."""
+    return FUSED_LANES and load_gemm()
 
 
 @dataclass(frozen=True)
@@ -94,6 +103,14 @@ class _Stage:
             elapsed = time.perf_counter() - self.start
             with _stage_lock:
                 _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
+
+
+def _add_stage_seconds(seconds: np.ndarray) -> None:
+    """Add a fused lane's stage times (see ``_lane_kernels``) while profiling."""
+    if _stage_seconds is not None:
+        with _stage_lock:
+            for name, value in zip(("im2col", "gemm", "col2im", "bias"), seconds, strict=True):
+                _stage_seconds[name] = _stage_seconds.get(name, 0.0) + float(value)
 
 
 @contextmanager
@@ -288,7 +305,7 @@ def conv2d_forward(
 
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, k, geom.positions)
-    rows, wo = geom.rows, geom.wo
+    rows = geom.rows
     if tiling.bias_row:  # the bias is the weight of the row of ones
         w_row = np.empty((k, rows + 1), dtype=x.dtype)
         w_row[:, :rows] = w.reshape(k, rows)
@@ -297,9 +314,17 @@ def conv2d_forward(
         w_row = w.reshape(k, rows)
 
     x_kept = np.empty_like(x) if copy_x else x
+    make_lane = _fused_forward_lane if use_fused_lanes() else _python_forward_lane
+    run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling), geom.n, geom.multiply_adds)
+    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
+
+
+def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
+    """The forward lane as NumPy calls (any BLAS): see :func:`_fused_forward_lane`."""
+    k, wo = geom.k, geom.wo
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        if copy_x:
+        if x_kept is not x:
             x_kept[n0:n1] = x[n0:n1]
         for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial):
             out_tile = out3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
@@ -313,8 +338,30 @@ def conv2d_forward(
                 with _Stage("bias"):
                     out_tile += bias[:, None]
 
-    run_lanes(forward_lane, geom.n, geom.multiply_adds)
-    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
+    return forward_lane
+
+
+def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
+    """The forward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``)."""
+    dtype = x.dtype
+    no_bias = np.empty(0, dtype=dtype)
+    add_bias = no_bias if bias is None or tiling.bias_row else bias
+    cols_size = math.prod(_cols_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
+    wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
+
+    def forward_lane(n0: int, n1: int, serial: bool) -> None:
+        if x_kept is not x:
+            x_kept[n0:n1] = x[n0:n1]
+        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else no_bias
+        wide_out = _scratch_buffer("wide", wide_size, dtype)
+        seconds = np.zeros(4)
+        _lane_kernels.forward_lane(
+            x, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
+            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out,
+            _stage_seconds is not None, seconds)
+        _add_stage_seconds(seconds)
+
+    return forward_lane
 
 
 def conv2d_backward(
@@ -346,11 +393,24 @@ def conv2d_backward(
         raise ValueError(
             f"dout must have the shape of the forward output {geom.out_shape}, "
             f"got {dout.shape}")
-    k, rows, wo = geom.k, geom.rows, geom.wo
+    k, rows = geom.k, geom.rows
     tiling = cache.tiling
     dout3 = dout.reshape(geom.n, k, geom.positions)
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
+    make_lane = _fused_backward_lane if use_fused_lanes() else _python_backward_lane
+    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling)
+
+    dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
+    # Summed in lane order, which does not depend on the thread count: deterministic.
+    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
+        dw_db += dw_lane
+    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+
+
+def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
+    """The backward lane as NumPy calls (any BLAS): see :func:`_fused_backward_lane`."""
+    k, rows, wo = geom.k, geom.rows, geom.wo
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
@@ -390,8 +450,30 @@ def conv2d_backward(
                               accumulate=i0 > 0)
         return dw_lane
 
-    dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
-    # Summed in lane order, which does not depend on the thread count: deterministic.
-    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
-        dw_db += dw_lane
-    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+    return backward_lane
+
+
+def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
+    """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
+    ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
+    dtype, k, rows = x.dtype, geom.k, geom.rows
+    empty = np.empty(0, dtype=dtype)
+    tile_positions = tiling.out_rows * geom.wo
+    cols_size = math.prod(_cols_shape(geom, tiling, tiling.images, tile_positions))
+    dcols_size = 0 if geom.is_pointwise and not tiling.wide else (
+        tiling.images * rows * tile_positions)
+    grad_size = k * tiling.images * geom.positions if tiling.wide else 0
+
+    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
+        dw_lane = np.zeros((k, rows + 1), dtype=dtype)
+        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
+        seconds = np.zeros(4)
+        _lane_kernels.backward_lane(
+            x, dout3, w_col, dx, dw_lane, n0, n1, *geom.kernel_args, tiling.images,
+            tiling.out_rows, tiling.wide, tiling.bias_row, cols,
+            _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
+            _stage_seconds is not None, seconds)
+        _add_stage_seconds(seconds)
+        return dw_lane
+
+    return backward_lane

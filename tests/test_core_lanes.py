@@ -4,7 +4,8 @@ the same bits for any thread count.
 Real problems are cut into several lanes only when they are large (``_lanes.SMALL_CALL`` and
 ``_lanes.LANE_WORK`` multiply-adds); these tests lower both thresholds so that small problems
 take the same paths: lanes of images spread over the thread pool, with tiles of whole images or
-of output rows of one image inside each lane.
+of output rows of one image inside each lane, each lane run as one Numba call (NumPy's
+OpenBLAS) or as NumPy calls (any other BLAS).
 """
 
 from __future__ import annotations
@@ -42,14 +43,16 @@ def run_conv(x, w, b, dout, stride, padding, dilation, workspace):
     return [out, *numbaconv.conv2d_backward(dout, cache)]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
 @pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation", "wide_below"),
                          CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
 def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, assert_close,
-                                                 workspace, x_shape, w_shape, stride, padding,
-                                                 dilation, wide_below, dtype):
+                                                 fused, workspace, x_shape, w_shape, stride,
+                                                 padding, dilation, wide_below, dtype):
     monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(functional, "FUSED_LANES", fused)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])

@@ -20,13 +20,15 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
 @pytest.mark.parametrize("wide_below", [0, 10**9], ids=["per-image", "wide"])
 @pytest.mark.parametrize("workspace", [1, 300, None], ids=["ws1", "ws300", "wsdefault"])
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"), CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
-def test_layouts_match_naive(monkeypatch, rng, assert_close, wide_below, workspace, x_shape,
-                             w_shape, stride, padding, dilation, dtype):
+def test_layouts_match_naive(monkeypatch, rng, assert_close, fused, wide_below, workspace,
+                             x_shape, w_shape, stride, padding, dilation, dtype):
     monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(functional, "FUSED_LANES", fused)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
