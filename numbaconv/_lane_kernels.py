@@ -158,6 +158,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     dw_flat = dw_lane.reshape(dw_lane.size)
     x_flat = x.reshape(x.size)
     dx_flat = dx.reshape(dx.size)
+    ones = np.ones(0 if bias_row else out_rows * wo, dtype=dout3.dtype)
     for m0 in range(n0, n1, images):
         m1 = min(m0 + images, n1)
         for i0 in range(0, ho, out_rows):
@@ -197,14 +198,10 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                 _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
                              wide)
             t3 = _now(profile, clock)
-            if pointwise:  # no row of ones: db is summed here (in float64)
+            if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
                 for m in range(m0, m1):
-                    for k in range(k_out):
-                        o = (m * k_out + k) * q_all + i0 * wo
-                        total = 0.0
-                        for v in dout_flat[o:o + q]:
-                            total += v
-                        dw_lane[k, rows] += total
+                    _gemm(False, k_out, 1, q, dout_flat, m * k_out * q_all + i0 * wo, q_all,
+                          ones, 0, 1, 1.0, dw_flat, rows, rows + 1)
             t4 = _now(profile, clock)
             if profile:
                 seconds[IM2COL] += t1 - t0

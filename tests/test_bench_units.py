@@ -209,3 +209,21 @@ def test_merge_runs_keeps_the_least_favourable_paired_ratio() -> None:
     assert merged["numbaconv"]["median_s"] == 2.0 and merged["numbaconv"]["min_s"] == 1.0
     assert merged["fancy"]["paired_ratio"] == 2.0 and merged["fancy"]["runs"] == 3
     assert merged["fancy"]["repeats"] == 9
+
+
+def test_wait_for_idle_threads_waits_out_a_spinning_thread() -> None:
+    import threading
+    import time
+
+    stop = time.perf_counter() + 0.15
+
+    def spin() -> None:
+        while time.perf_counter() < stop:
+            pass
+
+    spinner = threading.Thread(target=spin)
+    spinner.start()
+    waited = timing.wait_for_idle_threads(max_wait_s=1.0)
+    spinner.join()
+    assert 0.1 <= waited < 1.0
+    assert timing.wait_for_idle_threads(max_wait_s=1.0) < 0.5  # nothing spins now

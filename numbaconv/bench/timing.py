@@ -90,6 +90,26 @@ def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
                   number, warmup_s)
 
 
+def wait_for_idle_threads(max_wait_s: float = 0.5, window_s: float = 0.01,
+                          busy_share: float = 0.2) -> float:
+    """Sleep until no other thread of this process is using the CPU; return the seconds waited.
+
+    After a multi-threaded product, NumPy's OpenBLAS keeps its worker threads spinning for about
+    0.1 s of CPU time (measured on the development machine), and OpenMP runtimes spin for a
+    while too.  Whatever runs next on a machine with few cores then shares them with the
+    spinners, so in an interleaved measurement one implementation's leftover threads would slow
+    down the next one's sample.  This waits (at most ``max_wait_s``) until a ``window_s`` sleep
+    costs this process less than ``busy_share`` of one core.
+    """
+    start = time.perf_counter()
+    while time.perf_counter() - start < max_wait_s:
+        cpu, wall = time.process_time(), time.perf_counter()
+        time.sleep(window_s)
+        if time.process_time() - cpu < busy_share * (time.perf_counter() - wall):
+            break
+    return time.perf_counter() - start
+
+
 def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7,
                         budget_s: float = 1.0, min_sample_s: float = 2e-3,
                         max_number: int = 1000, warmup: dict[str, bool] | None = None,
@@ -99,8 +119,10 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     Round r times every callable once (in an order rotated by r), so a change in machine
     load during the measurement hits all of them alike, and the ratio of two callables'
     samples from the same round is far steadier than the ratio of separately measured
-    medians. Each callable gets an untimed warm-up (unless ``warmup[name]`` is False), one
-    estimate call, and a loop count ``number`` making one sample last ``min_sample_s``. The
+    medians. Before each sample, :func:`wait_for_idle_threads` lets the threads that the
+    previous callable left spinning go to sleep. Each callable gets an untimed warm-up (unless
+    ``warmup[name]`` is False), one estimate call, and a loop count ``number`` making one
+    sample last ``min_sample_s``. The
     number of rounds is at most ``repeat`` and fits ``budget_s`` per callable. A callable
     whose estimate alone exceeds ``budget_s`` keeps that single sample and sits out the
     rounds.
@@ -139,6 +161,8 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn, loops = fns[name], number[name]
+            if len(names) > 1:
+                wait_for_idle_threads()
             t0 = clock()
             for _ in range(loops):
                 fn()
