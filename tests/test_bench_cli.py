@@ -155,6 +155,19 @@ def test_profile_view(capsys: pytest.CaptureFixture[str]) -> None:
     assert "outside GEMM" in out  # the summary table
 
 
+def test_memory_view(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_json = tmp_path / "memory.json"
+    assert main(["--memory", "--shapes", "classic", "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    assert "peak memory added by one forward+backward, classic float32" in out
+    records = json.loads(out_json.read_text())["memory"]
+    assert [r["layer"] for r in records] == ["FancyConv", "numbaconv.Conv",
+                                             "numbaconv.Conv(workspace=64 MiB)"]
+    for r in records:
+        assert r["added_bytes"] >= 0
+        assert r["peak_bytes"] > 0
+
+
 def test_scaling_view(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:
     out_json = tmp_path / "scaling.json"
     assert main(["--scaling", "--shapes", "classic", *FAST, "--json", str(out_json)]) == 0

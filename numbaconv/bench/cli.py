@@ -25,6 +25,7 @@ examples:
   numbaconv bench --dtype both --json run.json --plot speedups.png --markdown table.md
   numbaconv bench --check benchmarks/baseline.json --tolerance 0.25
   numbaconv bench --profile --shapes cifar,resnet56
+  numbaconv bench --memory --shapes cifar,resnet56
   numbaconv bench --scaling
   numbaconv bench --startup
 """
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--profile", action="store_true",
                        help="time the stages (im2col, GEMM, col2im, ...) of numbaconv's "
                             "forward+backward on the selected shapes")
+    modes.add_argument("--memory", action="store_true",
+                       help="peak resident memory added by one forward+backward of FancyConv "
+                            "and numbaconv.Conv, in fresh processes")
     modes.add_argument("--scaling", action="store_true",
                        help="forward+backward time per image for batch sizes "
                             "1, 8, 32, 64, 128, 256 (cifar unless --shapes)")
@@ -134,7 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     except SystemExit as exc:  # --help or a usage error
         return int(exc.code or 0)
-    modes = [m for m in ("check", "profile", "scaling", "startup") if getattr(args, m)]
+    modes = [m for m in ("check", "profile", "memory", "scaling", "startup")
+             if getattr(args, m)]
     if len(modes) > 1:
         print(f"numbaconv bench: error: --{modes[0]} and --{modes[1]} cannot be combined",
               file=sys.stderr)
@@ -166,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _profile(args)
         if args.scaling:
             return _scaling(args)
+        if args.memory:
+            return _memory(args)
         if args.check is not None:
             return _check(args, argv)
         return _matrix(args, argv)
@@ -312,6 +319,22 @@ def _profile(args: argparse.Namespace) -> int:
     print("\n".join(summary))
     if args.json is not None:
         args.json.write_text(json.dumps({"profile": records}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _memory(args: argparse.Namespace) -> int:
+    from numbaconv.bench.memory import measure_memory, memory_table
+
+    shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
+    records = []
+    for shape in shapes:
+        for dtype in args.dtype:
+            result = measure_memory(shape, dtype)
+            print(memory_table(result))
+            records += result
+    if args.json is not None:
+        args.json.write_text(json.dumps({"memory": records}, indent=1) + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
