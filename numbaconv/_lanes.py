@@ -1,8 +1,8 @@
 """Spread a convolution's images over threads, each running single-threaded BLAS.
 
-A convolution is a sequence of small steps per chunk of images: im2col, a matrix product,
+A convolution is a sequence of small steps per tile of images: im2col, a matrix product,
 col2im.  Running each step with all threads (Numba's pool for the kernels, BLAS's pool for the
-products) makes every thread meet at a barrier several times per chunk; on a machine with few,
+products) makes every thread meet at a barrier several times per tile; on a machine with few,
 shared cores one descheduled thread then stalls all the others.  Measured on the 2-core
 development machine under load, that was 1.5x to 10x slower than giving each thread whole
 images to do from start to end, with serial kernels and single-threaded BLAS.

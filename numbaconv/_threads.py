@@ -1,9 +1,9 @@
 """Keep Numba's OpenMP workers from spinning while BLAS runs.
 
 A convolution alternates between Numba kernels (im2col, col2im) and BLAS matrix products,
-chunk by chunk.  libgomp's default wait policy keeps idle workers spinning for a while after
+tile by tile.  libgomp's default wait policy keeps idle workers spinning for a while after
 each parallel region, so on a machine with few cores they steal the CPU from the BLAS threads
-that run next; on 2 cores this made chunked convolutions several times slower.  The passive
+that run next; on 2 cores this made tiled convolutions several times slower.  The passive
 policy puts idle workers to sleep at once.
 
 libgomp reads ``OMP_WAIT_POLICY`` once, when it is loaded, which Numba does the first time it

@@ -274,8 +274,9 @@ def conv2d_forward(
     stride, padding, dilation : int or (int, int)
         Per-axis (height, width) hyperparameters; padding is zero padding on both sides.
     workspace : int, optional
-        Upper bound in bytes for the column buffer (default 2 MiB): images are processed in
-        chunks of as many images as fit, and at least one image at a time.
+        Upper bound in bytes for the column buffer of each thread (default 2 MiB): images are
+        processed in tiles of as many images as fit, or, when one image's columns do not fit,
+        of as many output rows as fit (at least one row).
 
     Returns
     -------

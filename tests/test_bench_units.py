@@ -55,8 +55,23 @@ def test_measure_warms_up_and_respects_repeat() -> None:
 
     t = timing.measure(fn, repeat=4, budget_s=10.0, min_sample_s=1e-4)
     assert t.repeats == 4 and t.number == 1
-    assert len(calls) == 1 + 4  # warm-up + samples (the estimate call is the first sample)
+    # warm-up (first call + settling calls) + samples (the estimate call is the first sample)
+    assert len(calls) == 1 + timing.SETTLE_CALLS + 4
     assert t.min_s <= t.median_s <= t.max_s
+
+
+def test_warm_up_settles_within_its_time() -> None:
+    import time
+
+    calls = []
+
+    def slow() -> None:
+        calls.append(1)
+        time.sleep(0.03)
+
+    first = timing.warm_up(slow, settle_s=0.1)
+    assert first >= 0.03
+    assert 2 <= len(calls) <= 6  # the first call, then settling calls for about 0.1 s
 
 
 def test_measure_slow_callable_runs_once_after_warmup() -> None:
@@ -163,7 +178,8 @@ def test_measure_interleaved_alternates_and_pairs() -> None:
     timings, samples = timing.measure_interleaved(
         {"a": make("a"), "b": make("b")}, repeat=3, budget_s=10.0, min_sample_s=1e-4,
         warmup={"a": True, "b": False})
-    assert order == ["a", "a", "b", "a", "b", "b", "a", "a", "b"]  # warm, estimates, rounds
+    warm = ["a"] * (1 + timing.SETTLE_CALLS)
+    assert order == [*warm, "a", "b", "a", "b", "b", "a", "a", "b"]  # warm, estimates, rounds
     assert len(samples["a"]) == len(samples["b"]) == 3
     assert timings["b"].warmup_s == 0.0 and timings["a"].repeats == 3
 

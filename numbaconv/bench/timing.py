@@ -27,9 +27,9 @@ def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
             min_sample_s: float = 2e-3, max_number: int = 1000, warmup: bool = True) -> Timing:
     """Time ``fn()`` robustly.
 
-    The first call is a warm-up and never timed as a sample (it pays JIT compilation,
-    page faults and cache misses). A second, timed call estimates the cost; fast callables
-    are then looped ``number`` times per sample so one sample lasts at least
+    The first calls are a warm-up and never timed as a sample (:func:`warm_up`: they pay JIT
+    compilation, page faults and cache misses). A second, timed call estimates the cost;
+    fast callables are then looped ``number`` times per sample so one sample lasts at least
     ``min_sample_s``, and the number of samples is adaptive: up to ``repeat``, but no more
     than fit in ``budget_s`` (at least one). A callable slower than ``budget_s`` is reported
     from the estimate call alone.
@@ -47,8 +47,8 @@ def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
     max_number : int
         Upper bound on the calls per sample.
     warmup : bool
-        Make an untimed warm-up call first (default). Only pure-Python callables with
-        nothing to compile or cache (the naive references) may skip it.
+        Make untimed warm-up calls first (default). Only pure-Python callables with
+        nothing to compile or cache (the naive references) may skip them.
 
     Returns
     -------
@@ -59,11 +59,7 @@ def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
     if repeat < 1:
         raise ValueError(f"repeat must be a positive integer, got {repeat}")
     clock = time.perf_counter
-    warmup_s = 0.0
-    if warmup:
-        t0 = clock()
-        fn()
-        warmup_s = clock() - t0
+    warmup_s = warm_up(fn, settle_s=min(0.5, budget_s / 2)) if warmup else 0.0
 
     t0 = clock()
     fn()
@@ -88,6 +84,29 @@ def measure(fn: Callable[[], object], *, repeat: int = 7, budget_s: float = 1.0,
         samples.append((clock() - t0) / number)
     return Timing(statistics.median(samples), min(samples), max(samples), len(samples),
                   number, warmup_s)
+
+
+SETTLE_CALLS = 10  # untimed calls after the first, at most, within ``settle_s``
+
+
+def warm_up(fn: Callable[[], object], settle_s: float) -> float:
+    """Call ``fn`` untimed until it runs as in a loop; return the duration of the first call.
+
+    The first call pays JIT compilation.  The next few may still be slow: a call that allocates
+    large arrays page-faults memory the process has not used before, and on the development
+    VM the drop-in im2col of ``downsample`` (float64, a 38 MB result) took 55 ms for its first
+    six calls and 6 ms from then on.  So after the first call, ``fn`` runs again up to
+    :data:`SETTLE_CALLS` times or until ``settle_s`` seconds have passed.
+    """
+    t0 = time.perf_counter()
+    fn()
+    first = time.perf_counter() - t0
+    stop = time.perf_counter() + settle_s
+    for _ in range(SETTLE_CALLS):
+        if time.perf_counter() >= stop:
+            break
+        fn()
+    return first
 
 
 def wait_for_idle_threads(max_wait_s: float = 0.5, window_s: float = 0.01,
@@ -120,10 +139,10 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     load during the measurement hits all of them alike, and the ratio of two callables'
     samples from the same round is far steadier than the ratio of separately measured
     medians. Before each sample, :func:`wait_for_idle_threads` lets the threads that the
-    previous callable left spinning go to sleep. Each callable gets an untimed warm-up (unless
-    ``warmup[name]`` is False), one estimate call, and a loop count ``number`` making one
-    sample last ``min_sample_s``. The
-    number of rounds is at most ``repeat`` and fits ``budget_s`` per callable. A callable
+    previous callable left spinning go to sleep. Each callable gets an untimed warm-up
+    (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call, and a loop count
+    ``number`` making one sample last ``min_sample_s``. The number of rounds is at most
+    ``repeat`` and fits ``budget_s`` per callable. A callable
     whose estimate alone exceeds ``budget_s`` keeps that single sample and sits out the
     rounds.
 
@@ -143,9 +162,7 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     for name, fn in fns.items():
         warm[name] = 0.0
         if warmup.get(name, True):
-            t0 = clock()
-            fn()
-            warm[name] = clock() - t0
+            warm[name] = warm_up(fn, settle_s=min(0.5, budget_s / 2))
         t0 = clock()
         fn()
         est[name] = clock() - t0
