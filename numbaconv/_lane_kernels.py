@@ -30,7 +30,7 @@ _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32
 _CLOCK_MONOTONIC = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _now(profile, clock):
     """Seconds on the monotonic clock (``clock`` is a 2-int64 scratch array), 0 if not profiling."""
     if not profile:
@@ -39,24 +39,22 @@ def _now(profile, clock):
     return clock[0] + clock[1] * 1e-9
 
 
-@njit(cache=True, inline="always")
-def _gemm(trans_b, m, n, k, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc):
-    """``c[c_off:]`` (m x n, row stride ldc) = ``a[a_off:]`` (m x k) @ op(``b[b_off:]``)
-    + beta * ``c``, with op the transpose if ``trans_b``; row-major, offsets in elements."""
-    size = a.itemsize
-    a_ptr = a.ctypes.data + a_off * size
-    b_ptr = b.ctypes.data + b_off * size
-    c_ptr = c.ctypes.data + c_off * size
+@njit(cache=True)
+def _gemm(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """``c`` (m x n, row stride ldc) = ``a`` (m x k) @ op(``b``) + beta * ``c``, row-major, with
+    op the transpose if ``trans_b``; ``a``, ``b``, ``c`` are the addresses of float32
+    (``single``) or float64 matrices.  One signature for every caller, so it compiles
+    once."""
     op_b = np.int32(TRANS if trans_b else NO_TRANS)
-    if size == 4:
-        sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, np.float32(1.0), a_ptr,
-              lda, b_ptr, ldb, np.float32(beta), c_ptr, ldc)
+    if single:
+        sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, np.float32(1.0), a, lda,
+              b, ldb, np.float32(beta), c, ldc)
     else:
-        dgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, 1.0, a_ptr, lda, b_ptr,
-              ldb, np.float64(beta), c_ptr, ldc)
+        dgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, 1.0, a, lda, b, ldb,
+              np.float64(beta), c, ldc)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, rows_alloc,
                  wide):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
@@ -73,10 +71,11 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
         q = np.int64(i1 - i0) * wo
         for m in range(n_img):
             start = rows * n_img * q + m * q if wide else (m * rows_alloc + rows) * q
-            cols[start:start + q] = 1
+            for j in range(q):
+                cols[start + j] = 1
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide):
     """col2im of the column gradient ``dcols`` (flat, ``(m, R, q)`` or ``(R, m, q)``) of images
     ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it unless ``i0 == 0``."""
@@ -98,11 +97,13 @@ def forward_lane(x, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, h
     (whose last column is the bias when ``bias_row``), tile by tile; without a row of ones
     (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards."""
     clock = np.zeros(2, dtype=np.int64)
+    single, size = x.itemsize == 4, x.itemsize
     k_out, rows_ext = w_ext.shape
     q_all = np.int64(ho) * wo
-    w_flat = w_ext.reshape(w_ext.size)
     out_flat = out3.reshape(out3.size)
-    x_flat = x.reshape(x.size)
+    # Addresses for the products (offsets below are in elements).
+    w_at, out_at, cols_at = w_ext.ctypes.data, out3.ctypes.data, cols.ctypes.data
+    x_at, wide_at = x.ctypes.data, wide_out.ctypes.data
     for m0 in range(n0, n1, images):
         m1 = min(m0 + images, n1)
         for i0 in range(0, ho, out_rows):
@@ -115,27 +116,28 @@ def forward_lane(x, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, h
             t1 = _now(profile, clock)
             if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
                 mq = (m1 - m0) * q
-                _gemm(False, k_out, mq, rows_ext, w_flat, 0, rows_ext, cols, 0, mq, 0.0,
-                      wide_out, 0, mq)
+                _gemm(single, False, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
+                      wide_at, mq)
                 for m in range(m1 - m0):
                     for k in range(k_out):
-                        o = ((m0 + m) * k_out + k) * q_all
-                        out_flat[o:o + q] = wide_out[k * mq + m * q:k * mq + m * q + q]
+                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                        for j in range(q):
+                            out_flat[o + j] = wide_out[p + j]
             else:
                 for m in range(m0, m1):
                     if bias_row:
-                        b_off, ldb = (m - m0) * rows_ext * q, q
+                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                     else:  # pointwise: the columns are x[m] itself
-                        b_off, ldb = m * rows_ext * q_all + i0 * wo, q_all
-                    _gemm(False, k_out, q, rows_ext, w_flat, 0, rows_ext,
-                          cols if bias_row else x_flat, b_off, ldb, 0.0,
-                          out_flat, m * k_out * q_all + i0 * wo, q_all)
+                        b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
+                    _gemm(single, False, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
+                          out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
             t2 = _now(profile, clock)
             if bias.size:
                 for m in range(m0, m1):
                     for k in range(k_out):
                         o = (m * k_out + k) * q_all + i0 * wo
-                        out_flat[o:o + q] += bias[k]
+                        for j in range(q):
+                            out_flat[o + j] += bias[k]
             t3 = _now(profile, clock)
             if profile:
                 seconds[IM2COL] += t1 - t0
@@ -149,16 +151,17 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
     ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed."""
     clock = np.zeros(2, dtype=np.int64)
+    single, size = x.itemsize == 4, x.itemsize
     rows, k_out = w_col.shape
     rows_ext = rows + 1 if bias_row else rows
     q_all = np.int64(ho) * wo
     pointwise = not bias_row
-    wc_flat = w_col.reshape(w_col.size)
     dout_flat = dout3.reshape(dout3.size)
-    dw_flat = dw_lane.reshape(dw_lane.size)
-    x_flat = x.reshape(x.size)
-    dx_flat = dx.reshape(dx.size)
     ones = np.ones(0 if bias_row else out_rows * wo, dtype=dout3.dtype)
+    # Addresses for the products (offsets below are in elements).
+    wc_at, dout_at, dw_at = w_col.ctypes.data, dout3.ctypes.data, dw_lane.ctypes.data
+    x_at, dx_at, ones_at = x.ctypes.data, dx.ctypes.data, ones.ctypes.data
+    cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
     for m0 in range(n0, n1, images):
         m1 = min(m0 + images, n1)
         for i0 in range(0, ho, out_rows):
@@ -173,26 +176,28 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                 mq = (m1 - m0) * q
                 for m in range(m1 - m0):
                     for k in range(k_out):
-                        o = ((m0 + m) * k_out + k) * q_all
-                        grad[k * mq + m * q:k * mq + m * q + q] = dout_flat[o:o + q]
-                _gemm(True, k_out, rows_ext, mq, grad, 0, mq, cols, 0, mq, 1.0, dw_flat, 0,
+                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                        for j in range(q):
+                            grad[p + j] = dout_flat[o + j]
+                _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, 1.0, dw_at,
                       rows + 1)
-                _gemm(False, rows, mq, k_out, wc_flat, 0, k_out, grad, 0, mq, 0.0, dcols, 0, mq)
+                _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
+                      mq)
             else:
                 for m in range(m0, m1):
-                    g_off = m * k_out * q_all + i0 * wo
+                    g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
                     if bias_row:
-                        b_off, ldb = (m - m0) * rows_ext * q, q
+                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                     else:
-                        b_off, ldb = m * rows * q_all + i0 * wo, q_all
-                    _gemm(True, k_out, rows_ext, q, dout_flat, g_off, q_all,
-                          cols if bias_row else x_flat, b_off, ldb, 1.0, dw_flat, 0, rows + 1)
+                        b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
+                    _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, 1.0, dw_at,
+                          rows + 1)
                     if pointwise:  # the column gradient is the input gradient
-                        _gemm(False, rows, q, k_out, wc_flat, 0, k_out, dout_flat, g_off, q_all,
-                              0.0, dx_flat, m * rows * q_all + i0 * wo, q_all)
+                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                              dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
                     else:
-                        _gemm(False, rows, q, k_out, wc_flat, 0, k_out, dout_flat, g_off, q_all,
-                              0.0, dcols, (m - m0) * rows * q, q)
+                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                              dcols_at + (m - m0) * rows * q * size, q)
             t2 = _now(profile, clock)
             if not pointwise:
                 _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
@@ -200,8 +205,9 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
             t3 = _now(profile, clock)
             if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
                 for m in range(m0, m1):
-                    _gemm(False, k_out, 1, q, dout_flat, m * k_out * q_all + i0 * wo, q_all,
-                          ones, 0, 1, 1.0, dw_flat, rows, rows + 1)
+                    g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
+                    _gemm(single, False, k_out, 1, q, g_at, q_all, ones_at, 1, 1.0,
+                          dw_at + rows * size, rows + 1)
             t4 = _now(profile, clock)
             if profile:
                 seconds[IM2COL] += t1 - t0
