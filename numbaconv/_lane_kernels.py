@@ -7,16 +7,20 @@ per image; here the whole lane is one Numba call, and the products go straight t
 OpenBLAS (``_blas.py``).  Products into strided outputs need no copy (``ldc``), and the weight
 gradient is accumulated by the product itself (``beta = 1``).
 
-These kernels do exactly what the Python lanes in ``functional.py`` do, in the same order, so
-the two paths give the same tiles, products and sums; they are used when NumPy's OpenBLAS
-symbols are available (``_blas.load_gemm()``).
+These kernels do what the NumPy lanes in ``functional.py`` do, tile by tile in the same order;
+the weight gradient is summed inside the products rather than through a temporary, so the two
+paths agree to rounding, not bit for bit (each is deterministic on its own).  They are used
+when NumPy's OpenBLAS symbols are available (``_blas.load_gemm()``) on Linux and macOS.
 
 ``seconds`` (float64, length 4) accumulates the time spent in im2col, products, col2im and the
-bias when ``profile`` is set, read with ``clock_gettime`` from inside the kernel, for
-``functional.profile_stages``.
+bias when ``profile`` is set, read with the C library's ``clock_gettime`` from inside the
+kernel, for ``functional.profile_stages`` (Windows has no ``clock_gettime``: there the NumPy
+lanes run).
 """
 
 from __future__ import annotations
+
+import sys
 
 import numpy as np
 from numba import njit, types
@@ -26,8 +30,10 @@ from numbaconv._kernels import _ROW_BLOCK, _col2im_blocks_item, _im2col_blocks_i
 
 IM2COL, GEMM, COL2IM, BIAS = 0, 1, 2, 3  # indices into ``seconds``
 
+#: Whether these kernels can be compiled here (they need the C library's clock_gettime).
+PLATFORM_OK = sys.platform.startswith(("linux", "darwin"))
 _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.intp))
-_CLOCK_MONOTONIC = 1
+_CLOCK_MONOTONIC = 6 if sys.platform == "darwin" else 1  # the clock ids differ
 
 
 @njit(cache=True)

@@ -44,7 +44,7 @@ FUSED_LANES = True
 
 def use_fused_lanes() -> bool:
     """Whether lanes run as single Numba calls (see ``_lane_kernels``)."""
-    return FUSED_LANES and load_gemm()
+    return FUSED_LANES and _lane_kernels.PLATFORM_OK and load_gemm()
 
 
 @dataclass(frozen=True)
