@@ -323,37 +323,38 @@ def _profile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _each_shape_and_dtype(args: argparse.Namespace, shapes: Sequence[sh.Shape], key: str,
+                          measure: Callable[[sh.Shape, str], list[dict[str, Any]]],
+                          table: Callable[[list[dict[str, Any]]], str]) -> int:
+    """Print ``table(measure(shape, dtype))`` for every shape and dtype; the records go to
+    ``--json`` under ``key``."""
+    records = []
+    for shape in shapes:
+        for dtype in args.dtype:
+            result = measure(shape, dtype)
+            print(table(result))
+            records += result
+    if args.json is not None:
+        args.json.write_text(json.dumps({key: records}, indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
+
+
 def _memory(args: argparse.Namespace) -> int:
     from numbaconv.bench.memory import measure_memory, memory_table
 
     shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
-    records = []
-    for shape in shapes:
-        for dtype in args.dtype:
-            result = measure_memory(shape, dtype)
-            print(memory_table(result))
-            records += result
-    if args.json is not None:
-        args.json.write_text(json.dumps({"memory": records}, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return 0
+    return _each_shape_and_dtype(args, shapes, "memory", measure_memory, memory_table)
 
 
 def _scaling(args: argparse.Namespace) -> int:
     from numbaconv.bench.scaling import batch_scaling, scaling_table
 
-    shapes = args.shapes or [sh.SHAPES["cifar"]]
     repeat, budget = _settings(args)
-    records = []
-    for shape in shapes:
-        for dtype in args.dtype:
-            result = batch_scaling(shape, dtype, repeat=repeat, budget_s=budget)
-            print(scaling_table(result))
-            records += result
-    if args.json is not None:
-        args.json.write_text(json.dumps({"scaling": records}, indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {args.json}")
-    return 0
+    return _each_shape_and_dtype(
+        args, args.shapes or [sh.SHAPES["cifar"]], "scaling",
+        lambda shape, dtype: batch_scaling(shape, dtype, repeat=repeat, budget_s=budget),
+        scaling_table)
 
 
 def _startup(args: argparse.Namespace) -> int:
