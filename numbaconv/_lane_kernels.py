@@ -61,6 +61,22 @@ def _gemm(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
 
 
 @njit(cache=True)
+def _tile_bounds(n0, n1, images, ho, out_rows):
+    """Rows ``(m0, m1, i0, i1)``: images ``m0:m1`` and output rows ``i0:i1`` of each tile of
+    the lane ``n0:n1``, in order (``functional.plan_tiling`` chose the sizes)."""
+    row_blocks = (ho + out_rows - 1) // out_rows
+    count = (n1 - n0 + images - 1) // images * row_blocks
+    tiles = np.empty((count, 4), dtype=np.int64)
+    t = 0
+    for m0 in range(n0, n1, images):
+        for i0 in range(0, ho, out_rows):
+            tiles[t, 0], tiles[t, 1] = m0, min(m0 + images, n1)
+            tiles[t, 2], tiles[t, 3] = i0, min(i0 + out_rows, ho)
+            t += 1
+    return tiles
+
+
+@njit(cache=True)
 def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, rows_alloc,
                  wide):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
@@ -110,45 +126,44 @@ def forward_lane(x, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, h
     # Addresses for the products (offsets below are in elements).
     w_at, out_at, cols_at = w_ext.ctypes.data, out3.ctypes.data, cols.ctypes.data
     x_at, wide_at = x.ctypes.data, wide_out.ctypes.data
-    for m0 in range(n0, n1, images):
-        m1 = min(m0 + images, n1)
-        for i0 in range(0, ho, out_rows):
-            i1 = min(i0 + out_rows, ho)
-            q = np.int64(i1 - i0) * wo
-            t0 = _now(profile, clock)
-            if bias_row:
-                _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                             rows_ext, wide)
-            t1 = _now(profile, clock)
-            if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
-                mq = (m1 - m0) * q
-                _gemm(single, False, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
-                      wide_at, mq)
-                for m in range(m1 - m0):
-                    for k in range(k_out):
-                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
-                        for j in range(q):
-                            out_flat[o + j] = wide_out[p + j]
-            else:
-                for m in range(m0, m1):
-                    if bias_row:
-                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
-                    else:  # pointwise: the columns are x[m] itself
-                        b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
-                    _gemm(single, False, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
-                          out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
-            t2 = _now(profile, clock)
-            if bias.size:
-                for m in range(m0, m1):
-                    for k in range(k_out):
-                        o = (m * k_out + k) * q_all + i0 * wo
-                        for j in range(q):
-                            out_flat[o + j] += bias[k]
-            t3 = _now(profile, clock)
-            if profile:
-                seconds[IM2COL] += t1 - t0
-                seconds[GEMM] += t2 - t1
-                seconds[BIAS] += t3 - t2
+    tiles = _tile_bounds(n0, n1, images, ho, out_rows)
+    for tile in range(tiles.shape[0]):
+        m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
+        q = (i1 - i0) * wo
+        t0 = _now(profile, clock)
+        if bias_row:
+            _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
+                         rows_ext, wide)
+        t1 = _now(profile, clock)
+        if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
+            mq = (m1 - m0) * q
+            _gemm(single, False, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
+                  wide_at, mq)
+            for m in range(m1 - m0):
+                for k in range(k_out):
+                    o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                    for j in range(q):
+                        out_flat[o + j] = wide_out[p + j]
+        else:
+            for m in range(m0, m1):
+                if bias_row:
+                    b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
+                else:  # pointwise: the columns are x[m] itself
+                    b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
+                _gemm(single, False, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
+                      out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
+        t2 = _now(profile, clock)
+        if bias.size:
+            for m in range(m0, m1):
+                for k in range(k_out):
+                    o = (m * k_out + k) * q_all + i0 * wo
+                    for j in range(q):
+                        out_flat[o + j] += bias[k]
+        t3 = _now(profile, clock)
+        if profile:
+            seconds[IM2COL] += t1 - t0
+            seconds[GEMM] += t2 - t1
+            seconds[BIAS] += t3 - t2
 
 
 @njit(cache=True, nogil=True)
@@ -168,55 +183,54 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     wc_at, dout_at, dw_at = w_col.ctypes.data, dout3.ctypes.data, dw_lane.ctypes.data
     x_at, dx_at, ones_at = x.ctypes.data, dx.ctypes.data, ones.ctypes.data
     cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
-    for m0 in range(n0, n1, images):
-        m1 = min(m0 + images, n1)
-        for i0 in range(0, ho, out_rows):
-            i1 = min(i0 + out_rows, ho)
-            q = np.int64(i1 - i0) * wo
-            t0 = _now(profile, clock)
-            if bias_row:
-                _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                             rows_ext, wide)
-            t1 = _now(profile, clock)
-            if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
-                mq = (m1 - m0) * q
-                for m in range(m1 - m0):
-                    for k in range(k_out):
-                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
-                        for j in range(q):
-                            grad[p + j] = dout_flat[o + j]
-                _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, 1.0, dw_at,
+    tiles = _tile_bounds(n0, n1, images, ho, out_rows)
+    for tile in range(tiles.shape[0]):
+        m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
+        q = (i1 - i0) * wo
+        t0 = _now(profile, clock)
+        if bias_row:
+            _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
+                         rows_ext, wide)
+        t1 = _now(profile, clock)
+        if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
+            mq = (m1 - m0) * q
+            for m in range(m1 - m0):
+                for k in range(k_out):
+                    o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                    for j in range(q):
+                        grad[p + j] = dout_flat[o + j]
+            _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, 1.0, dw_at,
+                  rows + 1)
+            _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
+                  mq)
+        else:
+            for m in range(m0, m1):
+                g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
+                if bias_row:
+                    b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
+                else:
+                    b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
+                _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, 1.0, dw_at,
                       rows + 1)
-                _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
-                      mq)
-            else:
-                for m in range(m0, m1):
-                    g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
-                    if bias_row:
-                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
-                    else:
-                        b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
-                    _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, 1.0, dw_at,
-                          rows + 1)
-                    if pointwise:  # the column gradient is the input gradient
-                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
-                              dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
-                    else:
-                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
-                              dcols_at + (m - m0) * rows * q * size, q)
-            t2 = _now(profile, clock)
-            if not pointwise:
-                _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
-                             wide)
-            t3 = _now(profile, clock)
-            if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
-                for m in range(m0, m1):
-                    g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
-                    _gemm(single, False, k_out, 1, q, g_at, q_all, ones_at, 1, 1.0,
-                          dw_at + rows * size, rows + 1)
-            t4 = _now(profile, clock)
-            if profile:
-                seconds[IM2COL] += t1 - t0
-                seconds[GEMM] += t2 - t1
-                seconds[COL2IM] += t3 - t2
-                seconds[BIAS] += t4 - t3
+                if pointwise:  # the column gradient is the input gradient
+                    _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                          dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
+                else:
+                    _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                          dcols_at + (m - m0) * rows * q * size, q)
+        t2 = _now(profile, clock)
+        if not pointwise:
+            _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
+                         wide)
+        t3 = _now(profile, clock)
+        if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
+            for m in range(m0, m1):
+                g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
+                _gemm(single, False, k_out, 1, q, g_at, q_all, ones_at, 1, 1.0,
+                      dw_at + rows * size, rows + 1)
+        t4 = _now(profile, clock)
+        if profile:
+            seconds[IM2COL] += t1 - t0
+            seconds[GEMM] += t2 - t1
+            seconds[COL2IM] += t3 - t2
+            seconds[BIAS] += t4 - t3
