@@ -176,7 +176,7 @@ def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Til
     if workspace is None:
         workspace = DEFAULT_WORKSPACE
     wide = use_wide_layout(geom)
-    bias_row = wide or not geom.is_pointwise
+    bias_row = not geom.is_pointwise  # pointwise columns are views of x (never wide)
     row_bytes = (geom.rows + bias_row) * geom.wo * itemsize
     image_bytes = max(row_bytes * geom.ho, 1)
     if image_bytes <= workspace or geom.ho <= 1:
@@ -187,11 +187,16 @@ def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Til
     return Tiling(1, -(-geom.ho // blocks), False, bias_row)
 
 
-def _cols_shape(geom: ConvGeometry, tiling: Tiling, images: int,
+def _cols_shape(rows: int, images: int, positions: int, wide: bool) -> tuple[int, int, int]:
+    """Shape of the columns of ``images`` images: ``(n, rows, q)``, or ``(rows, n, q)`` if
+    wide."""
+    return (rows, images, positions) if wide else (images, rows, positions)
+
+
+def _tile_shape(geom: ConvGeometry, tiling: Tiling, images: int,
                 positions: int) -> tuple[int, int, int]:
-    """Shape of a column tile: ``(n, R + bias_row, q)``, or ``(R + bias_row, n, q)`` if wide."""
-    rows = geom.rows + tiling.bias_row
-    return (rows, images, positions) if tiling.wide else (images, rows, positions)
+    """Shape of a column tile, with its row of ones (see :class:`Tiling`)."""
+    return _cols_shape(geom.rows + tiling.bias_row, images, positions, tiling.wide)
 
 
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
@@ -204,8 +209,8 @@ def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = No
     if geom.is_pointwise and not wide and out is None:
         return x.reshape(x.shape[0], geom.c, geom.positions)[:, :, i0 * geom.wo:i1 * geom.wo]
     if out is None:
-        shape = (geom.rows, x.shape[0], (i1 - i0) * geom.wo)
-        out = np.empty(shape if wide else (shape[1], shape[0], shape[2]), dtype=x.dtype)
+        out = np.empty(_cols_shape(geom.rows, x.shape[0], (i1 - i0) * geom.wo, wide),
+                       dtype=x.dtype)
     _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
                  x, *geom.kernel_args, i0, i1, out, wide, force_serial=serial)
     return out
@@ -226,7 +231,7 @@ def _column_tiles(
     x: np.ndarray, geom: ConvGeometry, tiling: Tiling, serial: bool
 ) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
     """Yield ``(m0, m1, i0, i1, cols)``: the columns of images ``x[m0:m1]`` for output rows
-    ``i0:i1``, tile by tile, laid out as :func:`_cols_shape` says, with the row of ones
+    ``i0:i1``, tile by tile, laid out as :func:`_tile_shape` says, with the row of ones
     filled in.
 
     One buffer is reused for every tile, so it must be consumed before the next is produced.
@@ -234,7 +239,7 @@ def _column_tiles(
     wide, wo, n = tiling.wide, geom.wo, x.shape[0]
     buffer = None
     if tiling.bias_row:  # else pointwise: the columns are views of x
-        largest = _cols_shape(geom, tiling, min(tiling.images, n), tiling.out_rows * wo)
+        largest = _tile_shape(geom, tiling, min(tiling.images, n), tiling.out_rows * wo)
         buffer = _scratch_buffer("cols", math.prod(largest), x.dtype)
     for m0 in range(0, n, tiling.images):
         m1 = min(m0 + tiling.images, n)
@@ -244,7 +249,7 @@ def _column_tiles(
                 if buffer is None:
                     cols = im2col_blocks(x[m0:m1], geom, None, serial, wide, (i0, i1))
                 else:
-                    shape = _cols_shape(geom, tiling, m1 - m0, (i1 - i0) * wo)
+                    shape = _tile_shape(geom, tiling, m1 - m0, (i1 - i0) * wo)
                     cols = buffer[: math.prod(shape)].reshape(shape)
                     im2col_blocks(x[m0:m1], geom, cols, serial, wide, (i0, i1))
                     (cols[-1] if wide else cols[:, -1]).fill(1)
@@ -347,7 +352,7 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     dtype = x.dtype
     no_bias = np.empty(0, dtype=dtype)
     add_bias = no_bias if bias is None or tiling.bias_row else bias
-    cols_size = math.prod(_cols_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
+    cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
@@ -436,7 +441,7 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
                     dw_lane[:, rows] += grad.sum(axis=(0, 2))
             dx_tile = dx[n0 + m0:n0 + m1]
             with _Stage("gemm"):
-                if geom.is_pointwise and not tiling.wide:  # column gradient = input gradient
+                if not tiling.bias_row:  # pointwise: the column gradient is the input gradient
                     np.matmul(w_col, grad, out=dx3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo])
                     continue
                 dcols = _scratch_buffer("dcols", (m1 - m0) * rows * (i1 - i0) * wo, x.dtype)
@@ -460,9 +465,9 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     dtype, k, rows = x.dtype, geom.k, geom.rows
     empty = np.empty(0, dtype=dtype)
     tile_positions = tiling.out_rows * geom.wo
-    cols_size = math.prod(_cols_shape(geom, tiling, tiling.images, tile_positions))
-    dcols_size = 0 if geom.is_pointwise and not tiling.wide else (
-        tiling.images * rows * tile_positions)
+    cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tile_positions))
+    # Pointwise: the column gradient is written straight into dx.
+    dcols_size = tiling.images * rows * tile_positions if tiling.bias_row else 0
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
