@@ -26,13 +26,13 @@ import json, resource, sys
 import numpy as np
 import numbaconv
 from numbaconv import reference
-N, C, H, W, K, F, S, P, dtype, impl, workspace = json.loads(sys.argv[1])
+N, C, H, W, K, fh, fw, S, P, dtype, impl, workspace = json.loads(sys.argv[1])
 rng = np.random.default_rng(0)
 x = rng.standard_normal((N, C, H, W)).astype(dtype)
 def layer():
     if impl == "fancy":
-        return reference.FancyConv((C, H, W), K, F, F, S, P, dtype=dtype, rng=0)
-    return numbaconv.Conv((C, H, W), K, F, F, S, P, dtype=dtype, rng=0, workspace=workspace)
+        return reference.FancyConv((C, H, W), K, fh, fw, S, P, dtype=dtype, rng=0)
+    return numbaconv.Conv((C, H, W), K, fh, fw, S, P, dtype=dtype, rng=0, workspace=workspace)
 warm = layer()
 warm.backward(warm.forward(x[:2]))
 conv = layer()
@@ -51,8 +51,8 @@ def measure_memory(shape: Shape, dtype: str = "float32", *, timeout: float = 600
     """Peak RSS added by one forward+backward, for each of :data:`VARIANTS`, in bytes."""
     records = []
     for label, impl, workspace in VARIANTS:
-        args = [shape.N, shape.C, shape.H, shape.W, shape.K, shape.fh, shape.S, shape.P,
-                dtype, impl, workspace]
+        args = [shape.N, shape.C, shape.H, shape.W, shape.K, shape.fh, shape.fw, shape.S,
+                shape.P, dtype, impl, workspace]
         proc = subprocess.run([sys.executable, "-c", PROBE_CODE, json.dumps(args)],
                               capture_output=True, text=True, timeout=timeout, check=False)
         if proc.returncode != 0:
