@@ -113,11 +113,14 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
 
 
 @njit(cache=True, nogil=True)
-def forward_lane(x, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
                  images, out_rows, wide, bias_row, cols, wide_out, profile, seconds):
     """``out3[n0:n1]`` (N, K, Q) = convolution of ``x[n0:n1]`` with ``w_ext`` (K, R + bias_row)
     (whose last column is the bias when ``bias_row``), tile by tile; without a row of ones
-    (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards."""
+    (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards.
+
+    Unless ``x_kept`` is ``x``, the images are also copied into it, each just before its first
+    tile: im2col then reads them from the cache, not from memory a second time."""
     clock = np.zeros(2, dtype=np.int64)
     single, size = x.itemsize == 4, x.itemsize
     k_out, rows_ext = w_ext.shape
@@ -130,6 +133,8 @@ def forward_lane(x, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, h
     for tile in range(tiles.shape[0]):
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
         q = (i1 - i0) * wo
+        if i0 == 0 and x_at != x_kept.ctypes.data:
+            x_kept[m0:m1] = x[m0:m1]
         t0 = _now(profile, clock)
         if bias_row:
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,

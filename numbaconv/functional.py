@@ -356,13 +356,11 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        if x_kept is not x:
-            x_kept[n0:n1] = x[n0:n1]
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else no_bias
         wide_out = _scratch_buffer("wide", wide_size, dtype)
         seconds = np.zeros(4)
         _lane_kernels.forward_lane(
-            x, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
+            x, x_kept, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out,
             _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
@@ -408,10 +406,32 @@ def conv2d_backward(
     backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling)
 
     dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
-    # Summed in lane order, which does not depend on the thread count: deterministic.
-    for dw_lane in run_lanes(backward_lane, geom.n, 2 * geom.multiply_adds):
-        dw_db += dw_lane
+    lane_sum = _InOrderSum(dw_db)
+
+    def lane(n0: int, n1: int, serial: bool) -> None:
+        lane_sum.add(n0, n1, backward_lane(n0, n1, serial))
+
+    run_lanes(lane, geom.n, 2 * geom.multiply_adds)
     return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+
+
+class _InOrderSum:
+    """Adds the lanes' partial sums into ``total`` in lane order, as soon as every lane before
+    has been added: the same order for any thread count (deterministic), and mostly while
+    other lanes still run rather than after the last one."""
+
+    def __init__(self, total: np.ndarray) -> None:
+        self.total = total
+        self.next_start = 0  # first image of the next lane to add
+        self.waiting: dict[int, tuple[int, np.ndarray]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, n0: int, n1: int, part: np.ndarray) -> None:
+        with self.lock:
+            self.waiting[n0] = (n1, part)
+            while self.next_start in self.waiting:
+                self.next_start, ready = self.waiting.pop(self.next_start)
+                self.total += ready
 
 
 def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):

@@ -76,6 +76,26 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
         assert np.array_equal(one, every), f"{name} differs between 1 and all threads"
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
+@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
+def test_writing_into_x_after_forward_does_not_change_gradients(many_lanes, monkeypatch, rng,
+                                                                assert_close, fused, workspace):
+    """Every lane keeps its own copy of its images (the Numba lanes copy them inside the
+    kernel, tile by tile), so a caller reusing its input buffer cannot change the gradients."""
+    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    x = rng.standard_normal((6, 3, 9, 9))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dout = rng.standard_normal((6, 4, 9, 9))
+    expected = naive_conv2d_backward(dout, x, w, 1, 1)
+    poison = np.full_like(x, np.nan)  # so that a copy left unmade shows as NaN
+    del poison
+    _, cache = numbaconv.conv2d_forward(x, w, None, 1, 1, workspace=workspace)
+    x[...] = np.nan  # e.g. a data loader refilling its batch buffer early
+    got = numbaconv.conv2d_backward(dout, cache)
+    for name, g, e in zip(("dx", "dw", "db"), got, expected, strict=True):
+        assert_close(g, e, np.float64, name)
+
+
 def test_scratch_buffers_are_reused_across_calls_and_dtypes(rng, assert_close):
     """The per-thread column buffers are kept between calls, whatever the dtype."""
     x = rng.standard_normal((2, 3, 12, 12))
