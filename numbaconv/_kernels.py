@@ -115,10 +115,17 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
     n = plane // n_ch
     c = plane - n * n_ch
     src_plane = plane * h * w
+    # Stride 1 with "same" width: the output rows of a tap are consecutive input rows, so one
+    # long copy serves them all, and only the padding columns are zeroed after it.
+    same_rows = sh == 1 and sw == 1 and wo == w
     for b in range(fw):
         row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
         off_w = b * dw - pw
         j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+        if same_rows and j_lo < j_hi:
+            _im2col_same_rows(src, dst, row * q_size, src_plane, i0, i1, a * dh - ph, h, w,
+                              off_w, j_lo, j_hi)
+            continue
         for i in range(i0, i1):
             y = i * sh + a * dh - ph
             o = row * q_size + (i - i0) * wo
@@ -128,6 +135,26 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
             _zero(dst, o, j_lo)
             _copy(dst, o + j_lo, 1, src, src_plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
             _zero(dst, o + j_hi, wo - j_hi)
+
+
+@njit(cache=True, inline="always")
+def _im2col_same_rows(src, dst, o_start, src_plane, i0, i1, off_h, h, w, off_w, j_lo, j_hi):
+    """One tap of :func:`_im2col_blocks_item` when stride is 1 and ``Wo == W``: output row
+    ``i`` (``i0 <= i < i1``) copies input row ``i + off_h``, columns shifted by ``off_w``."""
+    i_lo, i_hi = _valid_span(off_h, 1, h, i1)  # rows whose input row exists
+    i_lo = max(i_lo, i0)
+    i_hi = max(i_hi, i_lo)
+    _zero(dst, o_start, (i_lo - i0) * w)
+    if i_hi > i_lo:
+        # From column j_lo of the first row to column j_hi - 1 of the last: the entries in
+        # between that fall in the padding get the neighbouring row's pixels, zeroed next.
+        first = o_start + (i_lo - i0) * w
+        _copy(dst, first + j_lo, 1, src, src_plane + (i_lo + off_h) * w + off_w + j_lo, 1,
+              (i_hi - i_lo - 1) * w + j_hi - j_lo)
+        for i in range(i_hi - i_lo):
+            _zero(dst, first + i * w, j_lo)
+            _zero(dst, first + i * w + j_hi, w - j_hi)
+    _zero(dst, o_start + (i_hi - i0) * w, (i1 - i_hi) * w)
 
 
 @njit(cache=True, parallel=True)

@@ -70,6 +70,9 @@ CLASSIC_CASES = [
     ((2, 2, 4, 6), 5, 5, 2, 3),  # kernel larger than the unpadded image
     ((1, 1, 1, 1), 1, 1, 0, 1),
     ((4, 1, 3, 2), 3, 2, 1, (1, 2)),
+    # Stride 1 and Wo == W: the blocks im2col copies a tap's rows in one run.
+    ((2, 3, 4, 6), 5, 5, 2, 1),  # kernel taller than the image
+    ((1, 2, 3, 5), 5, 3, (3, 1), 1),  # more output rows than input rows
 ]
 CLASSIC_IDS = [_hp_id(s, fh, fw, p, st) for s, fh, fw, p, st in CLASSIC_CASES]
 

@@ -27,6 +27,8 @@ CASES = [
     pytest.param((3, 4, 8, 8), (5, 4, 1, 1), 1, 0, 1, 256, id="N3-pointwise"),
     pytest.param((5, 4, 6, 6), (3, 4, 3, 3), 1, 1, 1, 10**9, id="N5-wide"),
     pytest.param((9, 2, 7, 9), (3, 2, 2, 3), 1, 2, 2, 256, id="N9-p2-d2"),
+    pytest.param((2, 3, 6, 7), (4, 3, 5, 3), 1, (2, 1), 1, 256, id="N2-same-5x3"),
+    pytest.param((3, 2, 9, 8), (3, 2, 3, 3), (2, 1), 1, 1, 256, id="N3-s2x1-same-width"),
 ]
 
 
