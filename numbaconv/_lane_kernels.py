@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit, types
 
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
-from numbaconv._kernels import _ROW_BLOCK, _col2im_blocks_item, _im2col_blocks_item
+from numbaconv._kernels import _ROW_BLOCK, _col2im_blocks_item, _copy, _im2col_blocks_item
 
 IM2COL, GEMM, COL2IM, BIAS = 0, 1, 2, 3  # indices into ``seconds``
 
@@ -126,6 +126,8 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
     k_out, rows_ext = w_ext.shape
     q_all = np.int64(ho) * wo
     out_flat = out3.reshape(out3.size)
+    x_flat, x_kept_flat = x.reshape(x.size), x_kept.reshape(x_kept.size)
+    image = np.int64(x.shape[1]) * x.shape[2] * x.shape[3]
     # Addresses for the products (offsets below are in elements).
     w_at, out_at, cols_at = w_ext.ctypes.data, out3.ctypes.data, cols.ctypes.data
     x_at, wide_at = x.ctypes.data, wide_out.ctypes.data
@@ -134,7 +136,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
         q = (i1 - i0) * wo
         if i0 == 0 and x_at != x_kept.ctypes.data:
-            x_kept[m0:m1] = x[m0:m1]
+            _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
         t0 = _now(profile, clock)
         if bias_row:
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
