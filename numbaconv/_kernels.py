@@ -106,14 +106,21 @@ def _block_row(r, n, n_img, rows_alloc, batch_inner):
 
 @njit(cache=True, inline="always")
 def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                        i0, i1, rows_alloc, batch_inner):
+                        i0, i1, rows_alloc, batch_inner, phased):
     """Work item ``t = (n * C + c) * fh + a``: output rows ``i0 <= i < i1`` of the ``fw``
-    column rows of kernel row ``a`` of channel ``c`` of image ``n``."""
+    column rows of kernel row ``a`` of channel ``c`` of image ``n``.
+
+    With ``phased``, ``src`` is not the images but their columns split by stride phase (see
+    :func:`split_by_stride_phase`), so that every copy reads contiguous memory."""
     q_size = np.int64(i1 - i0) * wo
     plane = t // fh  # n * n_ch + c
     a = t - plane * fh
     n = plane // n_ch
     c = plane - n * n_ch
+    if phased:
+        _im2col_phased_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh,
+                            dw, wo, i0, i1, rows_alloc, batch_inner)
+        return
     src_plane = plane * h * w
     # Stride 1 with "same" width: the output rows of a tap are consecutive input rows, so one
     # long copy serves them all, and only the padding columns are zeroed after it.
@@ -135,6 +142,46 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
             _zero(dst, o, j_lo)
             _copy(dst, o + j_lo, 1, src, src_plane + y * w + off_w + j_lo * sw, sw, j_hi - j_lo)
             _zero(dst, o + j_hi, wo - j_hi)
+
+
+@njit(cache=True, inline="always")
+def _im2col_phased_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                        wo, i0, i1, rows_alloc, batch_inner):
+    """The taps of kernel row ``a`` from stride-phase split columns: input column
+    ``j * sw + off_w`` is entry ``j + (off_w - p) // sw`` of phase ``p = off_w mod sw``."""
+    q_size = np.int64(i1 - i0) * wo
+    wp = (w + sw - 1) // sw
+    src_plane = plane * sw * h * wp
+    for b in range(fw):
+        row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
+        off_w = b * dw - pw
+        p = off_w % sw  # in [0, sw): Python's modulo
+        src_phase = src_plane + p * h * wp + (off_w - p) // sw
+        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+        for i in range(i0, i1):
+            y = i * sh + a * dh - ph
+            o = row * q_size + (i - i0) * wo
+            if y < 0 or y >= h:
+                _zero(dst, o, wo)
+                continue
+            _zero(dst, o, j_lo)
+            _copy(dst, o + j_lo, 1, src, src_phase + y * wp + j_lo, 1, j_hi - j_lo)
+            _zero(dst, o + j_hi, wo - j_hi)
+
+
+@njit(cache=True)
+def split_by_stride_phase(x, first_plane, planes, h, w, sw, out):
+    """``out[k, p, y, j] = x[first_plane + k, y, j * sw + p]`` (planes of ``h * w`` in flat
+    ``x``; ``out`` flat, ``j < ceil(w / sw)``): a strided im2col then copies contiguous runs
+    (:func:`_im2col_phased_taps`).  Entries past the row's end are left as they are."""
+    wp = (w + sw - 1) // sw
+    for k in range(np.int64(planes)):
+        s0 = (first_plane + k) * h * w
+        d0 = k * sw * h * wp
+        for p in range(sw):
+            count = (w - p + sw - 1) // sw
+            for y in range(h):
+                _copy(out, d0 + (p * h + y) * wp, 1, x, s0 + y * w + p, sw, count)
 
 
 @njit(cache=True, inline="always")
@@ -170,7 +217,7 @@ def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in prange(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, False)
 
 
 @njit(cache=True, nogil=True)
@@ -181,7 +228,7 @@ def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in range(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, False)
 
 
 @njit(cache=True, inline="always")

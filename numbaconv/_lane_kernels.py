@@ -26,7 +26,13 @@ import numpy as np
 from numba import njit, types
 
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
-from numbaconv._kernels import _ROW_BLOCK, _col2im_blocks_item, _copy, _im2col_blocks_item
+from numbaconv._kernels import (
+    _ROW_BLOCK,
+    _col2im_blocks_item,
+    _copy,
+    _im2col_blocks_item,
+    split_by_stride_phase,
+)
 
 IM2COL, GEMM, COL2IM, BIAS = 0, 1, 2, 3  # indices into ``seconds``
 
@@ -78,16 +84,18 @@ def _tile_bounds(n0, n1, images, ho, out_rows):
 
 @njit(cache=True)
 def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, rows_alloc,
-                 wide):
+                 wide, phases):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
     ``(m, rows_alloc, q)`` or, if ``wide``, ``(rows_alloc, m, q)``; the last row is ones when
-    ``rows_alloc`` exceeds ``C*fh*fw``."""
+    ``rows_alloc`` exceeds ``C*fh*fw``.  If ``phases`` is not empty, the columns are read
+    from it: the images split by stride phase (see :func:`_split_phases`)."""
     n_img = m1 - m0
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    src = x[m0:m1].reshape(n_img * n_ch * h * w)
+    phased = phases.size > 0
+    src = phases if phased else x[m0:m1].reshape(n_img * n_ch * h * w)
     for t in range(np.int64(n_img) * n_ch * fh):
         _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                            wo, i0, i1, rows_alloc, wide)
+                            wo, i0, i1, rows_alloc, wide, phased)
     rows = np.int64(n_ch) * fh * fw
     if rows_alloc > rows:
         q = np.int64(i1 - i0) * wo
@@ -95,6 +103,16 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
             start = rows * n_img * q + m * q if wide else (m * rows_alloc + rows) * q
             for j in range(q):
                 cols[start + j] = 1
+
+
+@njit(cache=True)
+def _split_phases(x, m0, m1, sw, phases):
+    """Split the columns of images ``m0:m1`` of ``x`` by stride phase into ``phases`` (flat;
+    empty: not used), once per image, for every tile of its rows: then a strided im2col
+    copies contiguous runs."""
+    if phases.size > 0:
+        n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
+        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, (m1 - m0) * n_ch, h, w, sw, phases)
 
 
 @njit(cache=True)
@@ -114,7 +132,7 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
 
 @njit(cache=True, nogil=True)
 def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                 images, out_rows, wide, bias_row, cols, wide_out, profile, seconds):
+                 images, out_rows, wide, bias_row, cols, wide_out, phases, profile, seconds):
     """``out3[n0:n1]`` (N, K, Q) = convolution of ``x[n0:n1]`` with ``w_ext`` (K, R + bias_row)
     (whose last column is the bias when ``bias_row``), tile by tile; without a row of ones
     (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards.
@@ -139,8 +157,10 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
             _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
         t0 = _now(profile, clock)
         if bias_row:
+            if i0 == 0:
+                _split_phases(x, m0, m1, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide)
+                         rows_ext, wide, phases)
         t1 = _now(profile, clock)
         if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
             mq = (m1 - m0) * q
@@ -175,7 +195,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
 
 @njit(cache=True, nogil=True)
 def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                  images, out_rows, wide, bias_row, cols, dcols, grad, profile, seconds):
+                  images, out_rows, wide, bias_row, cols, dcols, grad, phases, profile, seconds):
     """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
     ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed."""
     clock = np.zeros(2, dtype=np.int64)
@@ -196,8 +216,10 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
         q = (i1 - i0) * wo
         t0 = _now(profile, clock)
         if bias_row:
+            if i0 == 0:
+                _split_phases(x, m0, m1, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide)
+                         rows_ext, wide, phases)
         t1 = _now(profile, clock)
         if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
             mq = (m1 - m0) * q

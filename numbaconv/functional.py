@@ -37,6 +37,11 @@ from numbaconv._validation import (
 DEFAULT_WORKSPACE = 2 * 2**20
 # Output planes smaller than this many positions use the wide layout (see use_wide_layout).
 WIDE_BELOW = 256
+# A strided im2col splits the images by stride phase first when the output rows times the
+# kernel width reach this: the contiguous copies then outrun the split.  Measured on one core:
+# 3x3 stride 2, rows of 16-28: 0.9x, of 32: 1.0x, of 64: 1.2x; 7x7 stride 2, rows of 32:
+# 1.2x, of 112 (the ResNet stem): 2.1x.
+PHASE_SPLIT_FROM = 128
 # Run each lane as one Numba call where NumPy's OpenBLAS can be called from Numba (tests turn
 # this off to check the NumPy path, which every other BLAS uses).
 FUSED_LANES = True
@@ -347,6 +352,15 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     return forward_lane
 
 
+def _phases_size(geom: ConvGeometry, tiling: Tiling) -> int:
+    """Elements of a tile's images split by stride phase, which the Numba lanes' strided
+    im2col then reads in contiguous runs (``_kernels.split_by_stride_phase``); 0 where that
+    does not pay: stride 1, no im2col, or short rows (see ``PHASE_SPLIT_FROM``)."""
+    if geom.sw == 1 or not tiling.bias_row or geom.wo * geom.fw < PHASE_SPLIT_FROM:
+        return 0
+    return tiling.images * geom.c * geom.h * geom.sw * -(-geom.w // geom.sw)
+
+
 def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     """The forward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``)."""
     dtype = x.dtype
@@ -354,6 +368,7 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     add_bias = no_bias if bias is None or tiling.bias_row else bias
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
+    phases_size = _phases_size(geom, tiling)
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else no_bias
@@ -362,7 +377,7 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
         _lane_kernels.forward_lane(
             x, x_kept, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out,
-            _stage_seconds is not None, seconds)
+            _scratch_buffer("phases", phases_size, dtype), _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
 
     return forward_lane
@@ -489,6 +504,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     # Pointwise: the column gradient is written straight into dx.
     dcols_size = tiling.images * rows * tile_positions if tiling.bias_row else 0
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
+    phases_size = _phases_size(geom, tiling)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
         dw_lane = np.zeros((k, rows + 1), dtype=dtype)
@@ -498,7 +514,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
             x, dout3, w_col, dx, dw_lane, n0, n1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
-            _stage_seconds is not None, seconds)
+            _scratch_buffer("phases", phases_size, dtype), _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
         return dw_lane
 

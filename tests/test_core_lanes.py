@@ -78,6 +78,39 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
         assert np.array_equal(one, every), f"{name} differs between 1 and all threads"
 
 
+# (x shape, w shape, stride, padding, dilation) with a column stride > 1
+STRIDED_CASES = [
+    pytest.param((2, 3, 11, 13), (4, 3, 3, 3), (1, 2), (1, 2), (1, 2), id="s1x2-p1x2-d1x2"),
+    pytest.param((3, 2, 15, 16), (3, 2, 5, 4), 3, (2, 3), 1, id="s3-5x4"),
+    pytest.param((2, 3, 20, 19), (4, 3, 7, 7), 2, 3, 1, id="stem-like"),
+    pytest.param((1, 2, 6, 5), (2, 2, 3, 3), (2, 4), 2, (1, 3), id="s2x4-wide-padding"),
+]
+
+
+@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"), STRIDED_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
+def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_close, workspace,
+                                        x_shape, w_shape, stride, padding, dilation, dtype):
+    """The Numba lanes' im2col from images split by stride phase gives the same columns, so
+    the same bits, as the strided copy; both match the naive loops."""
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    expected_out = naive_conv2d_forward(x, w, b, stride, padding, dilation)
+    dout = rng.standard_normal(expected_out.shape)
+    expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
+    args = [a.astype(dtype) for a in (x, w, b, dout)]
+    results = []
+    for split_from in (0, 10**9):  # always split, never split
+        monkeypatch.setattr(functional, "PHASE_SPLIT_FROM", split_from)
+        results.append(run_conv(*args, stride, padding, dilation, workspace))
+    for name, got, want in zip(("out", "dx", "dw", "db"), results[0], expected, strict=True):
+        assert_close(got, want, dtype, name)
+    for name, split, strided in zip(("out", "dx", "dw", "db"), *results, strict=True):
+        assert np.array_equal(split, strided), f"{name} differs with the phase split"
+
+
 @pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
 @pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
 def test_writing_into_x_after_forward_does_not_change_gradients(many_lanes, monkeypatch, rng,
