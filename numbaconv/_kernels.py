@@ -243,20 +243,28 @@ def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
 
 @njit(cache=True, inline="always")
 def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw,
-                        ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, accumulate):
+                        ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, accumulate,
+                        phased):
     """Work item ``t = (n * C + c) * blocks + k``: input rows ``[k * rows_per_block, ...)`` of
     ``dx[n, c]``, which it alone writes.  They are zeroed first unless ``accumulate``; then
     every (a, b) adds the contributions of output rows ``i0 <= i < i1``, in the order a, then
-    b, then position: the same order for any thread count."""
+    b, then position: the same order for any thread count.
+
+    With ``phased``, ``dst`` is not ``dx`` but ``dx`` split by stride phase (the layout of
+    :func:`split_by_stride_phase`; :func:`merge_stride_phases` undoes it), and every add runs
+    over contiguous memory."""
     q_size = np.int64(i1 - i0) * wo
     plane = t // blocks  # n * n_ch + c
     y0 = (t - plane * blocks) * rows_per_block
     y1 = min(y0 + rows_per_block, h)
     n = plane // n_ch
     c = plane - n * n_ch
-    o_plane = plane * h * w
+    # Row y of phase p starts at o_plane + (p * h + y) * row_len; unphased, there is one phase.
+    row_len, col_step = ((w + sw - 1) // sw, 1) if phased else (w, sw)
+    o_plane = plane * h * row_len * (sw if phased else 1)
     if not accumulate:
-        _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
+        for p in range(sw if phased else 1):
+            _zero(dst, o_plane + (p * h + y0) * row_len, (y1 - y0) * row_len)
     for a in range(fh):
         i_lo, i_hi = _col2im_rows(ho, sh, ph, dh, a, y0, y1)
         i_lo = max(i_lo, i0)
@@ -265,10 +273,29 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
             row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
             off_w = b * dw - pw
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+            if phased:  # input column j*sw + off_w is entry j + (off_w - p) // sw of phase p
+                p = off_w % sw
+                o_tap = o_plane + p * h * row_len + (off_w - p) // sw + j_lo
+            else:
+                o_tap = o_plane + off_w + j_lo * sw
             for i in range(i_lo, i_hi):
                 y = i * sh + a * dh - ph
-                _add(dst, o_plane + y * w + off_w + j_lo * sw, sw, src,
+                _add(dst, o_tap + y * row_len, col_step, src,
                      row * q_size + (i - i0) * wo + j_lo, j_hi - j_lo)
+
+
+@njit(cache=True)
+def merge_stride_phases(phases, first_plane, planes, h, w, sw, x):
+    """``x[first_plane + k, y, j * sw + p] = phases[k, p, y, j]``: the inverse of
+    :func:`split_by_stride_phase` (``x`` flat, planes of ``h * w``)."""
+    wp = (w + sw - 1) // sw
+    for k in range(np.int64(planes)):
+        d0 = (first_plane + k) * h * w
+        s0 = k * sw * h * wp
+        for p in range(sw):
+            count = (w - p + sw - 1) // sw
+            for y in range(h):
+                _copy(x, d0 + y * w + p, sw, phases, s0 + (p * h + y) * wp, 1, count)
 
 
 @njit(cache=True, parallel=True)
@@ -284,7 +311,7 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batc
     for item in prange(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate)
+                            batch_inner, accumulate, False)
 
 
 @njit(cache=True, nogil=True)
@@ -299,7 +326,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
     for item in range(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate)
+                            batch_inner, accumulate, False)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------

@@ -31,6 +31,7 @@ from numbaconv._kernels import (
     _col2im_blocks_item,
     _copy,
     _im2col_blocks_item,
+    merge_stride_phases,
     split_by_stride_phase,
 )
 
@@ -116,18 +117,25 @@ def _split_phases(x, m0, m1, sw, phases):
 
 
 @njit(cache=True)
-def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide):
+def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide,
+                 dphases):
     """col2im of the column gradient ``dcols`` (flat, ``(m, R, q)`` or ``(R, m, q)``) of images
-    ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it unless ``i0 == 0``."""
+    ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it unless ``i0 == 0``.
+
+    If ``dphases`` is not empty, the sums are kept in it, split by stride phase, and written
+    to ``dx`` after the images' last rows (see :func:`_split_phases`)."""
     n_img = m1 - m0
     n_ch, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    dst = dx[m0:m1].reshape(n_img * n_ch * h * w)
+    phased = dphases.size > 0
+    dst = dphases if phased else dx[m0:m1].reshape(n_img * n_ch * h * w)
     rows_per_block = max(1, _ROW_BLOCK // w)
     blocks = (h + rows_per_block - 1) // rows_per_block
     rows = np.int64(n_ch) * fh * fw
     for t in range(np.int64(n_img) * n_ch * blocks):
         _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh,
-                            sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, i0 > 0)
+                            sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, i0 > 0, phased)
+    if phased and i1 == ho:
+        merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sw, dx.reshape(dx.size))
 
 
 @njit(cache=True, nogil=True)
@@ -195,7 +203,8 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
 
 @njit(cache=True, nogil=True)
 def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                  images, out_rows, wide, bias_row, cols, dcols, grad, phases, profile, seconds):
+                  images, out_rows, wide, bias_row, cols, dcols, grad, phases, dphases, profile,
+                  seconds):
     """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
     ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed."""
     clock = np.zeros(2, dtype=np.int64)
@@ -250,7 +259,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
         t2 = _now(profile, clock)
         if not pointwise:
             _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
-                         wide)
+                         wide, dphases)
         t3 = _now(profile, clock)
         if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
             for m in range(m0, m1):

@@ -514,7 +514,8 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
             x, dout3, w_col, dx, dw_lane, n0, n1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
-            _scratch_buffer("phases", phases_size, dtype), _stage_seconds is not None, seconds)
+            _scratch_buffer("phases", phases_size, dtype),
+            _scratch_buffer("dphases", phases_size, dtype), _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
         return dw_lane
 
