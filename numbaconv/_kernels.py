@@ -110,29 +110,22 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
     """Work item ``t = (n * C + c) * fh + a``: output rows ``i0 <= i < i1`` of the ``fw``
     column rows of kernel row ``a`` of channel ``c`` of image ``n``.
 
-    With ``phased``, ``src`` is not the images but their columns split by stride phase (see
+    With ``phased``, ``src`` is not the images but the images split by stride phase (see
     :func:`split_by_stride_phase`), so that every copy reads contiguous memory."""
-    q_size = np.int64(i1 - i0) * wo
     plane = t // fh  # n * n_ch + c
     a = t - plane * fh
     n = plane // n_ch
     c = plane - n * n_ch
-    if phased:
-        _im2col_phased_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh,
-                            dw, wo, i0, i1, rows_alloc, batch_inner)
+    if phased or (sh == 1 and sw == 1):  # stride 1: the image is its own (only) phase
+        _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh,
+                           dw, wo, i0, i1, rows_alloc, batch_inner)
         return
+    q_size = np.int64(i1 - i0) * wo
     src_plane = plane * h * w
-    # Stride 1 with "same" width: the output rows of a tap are consecutive input rows, so one
-    # long copy serves them all, and only the padding columns are zeroed after it.
-    same_rows = sh == 1 and sw == 1 and wo == w
     for b in range(fw):
         row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
         off_w = b * dw - pw
         j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-        if same_rows and j_lo < j_hi:
-            _im2col_same_rows(src, dst, row * q_size, src_plane, i0, i1, a * dh - ph, h, w,
-                              off_w, j_lo, j_hi)
-            continue
         for i in range(i0, i1):
             y = i * sh + a * dh - ph
             o = row * q_size + (i - i0) * wo
@@ -145,63 +138,86 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
 
 
 @njit(cache=True, inline="always")
-def _im2col_phased_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
-                        wo, i0, i1, rows_alloc, batch_inner):
-    """The taps of kernel row ``a`` from stride-phase split columns: input column
-    ``j * sw + off_w`` is entry ``j + (off_w - p) // sw`` of phase ``p = off_w mod sw``."""
-    q_size = np.int64(i1 - i0) * wo
-    wp = (w + sw - 1) // sw
-    src_plane = plane * sw * h * wp
-    for b in range(fw):
-        row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
-        off_w = b * dw - pw
-        p = off_w % sw  # in [0, sw): Python's modulo
-        src_phase = src_plane + p * h * wp + (off_w - p) // sw
-        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-        for i in range(i0, i1):
-            y = i * sh + a * dh - ph
-            o = row * q_size + (i - i0) * wo
-            if y < 0 or y >= h:
-                _zero(dst, o, wo)
-                continue
-            _zero(dst, o, j_lo)
-            _copy(dst, o + j_lo, 1, src, src_phase + y * wp + j_lo, 1, j_hi - j_lo)
-            _zero(dst, o + j_hi, wo - j_hi)
-
-
-@njit(cache=True)
-def split_by_stride_phase(x, first_plane, planes, h, w, sw, out):
-    """``out[k, p, y, j] = x[first_plane + k, y, j * sw + p]`` (planes of ``h * w`` in flat
-    ``x``; ``out`` flat, ``j < ceil(w / sw)``): a strided im2col then copies contiguous runs
-    (:func:`_im2col_phased_taps`).  Entries past the row's end are left as they are."""
-    wp = (w + sw - 1) // sw
-    for k in range(np.int64(planes)):
-        s0 = (first_plane + k) * h * w
-        d0 = k * sw * h * wp
-        for p in range(sw):
-            count = (w - p + sw - 1) // sw
-            for y in range(h):
-                _copy(out, d0 + (p * h + y) * wp, 1, x, s0 + y * w + p, sw, count)
+def _phase_row(plane, py, px, row, sh, sw, hp, wp):
+    """Offset of row ``row`` of phase ``(py, px)`` of ``plane`` in stride-phase split images
+    (see :func:`split_by_stride_phase`)."""
+    return (((plane * sh + py) * sw + px) * hp + row) * wp
 
 
 @njit(cache=True, inline="always")
-def _im2col_same_rows(src, dst, o_start, src_plane, i0, i1, off_h, h, w, off_w, j_lo, j_hi):
-    """One tap of :func:`_im2col_blocks_item` when stride is 1 and ``Wo == W``: output row
-    ``i`` (``i0 <= i < i1``) copies input row ``i + off_h``, columns shifted by ``off_w``."""
-    i_lo, i_hi = _valid_span(off_h, 1, h, i1)  # rows whose input row exists
+def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                       wo, i0, i1, rows_alloc, batch_inner):
+    """The taps of kernel row ``a``, read from images split by stride phase: input pixel
+    ``(i*sh + off_h, j*sw + off_w)`` is entry ``(i + oy, j + ox)`` of phase ``(py, px)``, with
+    ``py = off_h mod sh`` and ``oy = (off_h - py) / sh`` (the same for columns).  With stride
+    1 there is one phase, the image itself.
+
+    Every output row is then one contiguous copy.  When ``Wo`` equals the phases' row length
+    (stride 1 with "same" padding, or ``Wo == ceil(W / sw)``), all the rows of a tap are one
+    copy, from its first valid column to its last; the padding columns it filled with the
+    neighbouring row's pixels are zeroed after it."""
+    q_size = np.int64(i1 - i0) * wo
+    hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
+    off_h = a * dh - ph
+    py = off_h % sh  # Python's modulo: in [0, sh)
+    oy = (off_h - py) // sh
+    i_lo, i_hi = _valid_span(oy, 1, (h - py + sh - 1) // sh, i1)  # rows that exist
     i_lo = max(i_lo, i0)
     i_hi = max(i_hi, i_lo)
-    _zero(dst, o_start, (i_lo - i0) * w)
-    if i_hi > i_lo:
-        # From column j_lo of the first row to column j_hi - 1 of the last: the entries in
-        # between that fall in the padding get the neighbouring row's pixels, zeroed next.
-        first = o_start + (i_lo - i0) * w
-        _copy(dst, first + j_lo, 1, src, src_plane + (i_lo + off_h) * w + off_w + j_lo, 1,
-              (i_hi - i_lo - 1) * w + j_hi - j_lo)
-        for i in range(i_hi - i_lo):
-            _zero(dst, first + i * w, j_lo)
-            _zero(dst, first + i * w + j_hi, w - j_hi)
-    _zero(dst, o_start + (i_hi - i0) * w, (i1 - i_hi) * w)
+    n_rows = i_hi - i_lo
+    for b in range(fw):
+        row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
+        off_w = b * dw - pw
+        px = off_w % sw
+        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+        o_first = row * q_size + (i_lo - i0) * wo  # output row i_lo
+        s_first = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + (off_w - px) // sw
+        _zero(dst, row * q_size, (i_lo - i0) * wo)
+        _zero(dst, o_first + n_rows * wo, (i1 - i_hi) * wo)
+        if j_lo >= j_hi:
+            _zero(dst, o_first, n_rows * wo)
+        elif wo == wp and n_rows > 0:
+            _copy(dst, o_first + j_lo, 1, src, s_first + j_lo, 1,
+                  (n_rows - 1) * wo + j_hi - j_lo)
+            if j_lo > 0 or j_hi < wo:
+                for k in range(n_rows):
+                    _zero(dst, o_first + k * wo, j_lo)
+                    _zero(dst, o_first + k * wo + j_hi, wo - j_hi)
+        else:
+            for k in range(n_rows):
+                o = o_first + k * wo
+                _zero(dst, o, j_lo)
+                _copy(dst, o + j_lo, 1, src, s_first + k * wp + j_lo, 1, j_hi - j_lo)
+                _zero(dst, o + j_hi, wo - j_hi)
+
+
+@njit(cache=True)
+def split_by_stride_phase(x, first_plane, planes, h, w, sh, sw, out):
+    """``out[k, py, px, i, j] = x[first_plane + k, i*sh + py, j*sw + px]``, phases of
+    ``ceil(H / sh) x ceil(W / sw)`` (``x`` and ``out`` flat, planes of ``h * w`` in ``x``):
+    a strided im2col then copies contiguous runs (:func:`_im2col_phase_taps`).  Entries past
+    a phase's end are left as they are."""
+    hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
+    for k in range(np.int64(planes)):
+        s0 = (first_plane + k) * h * w
+        for y in range(h):
+            for px in range(sw):
+                _copy(out, _phase_row(k, y % sh, px, y // sh, sh, sw, hp, wp), 1, x,
+                      s0 + y * w + px, sw, (w - px + sw - 1) // sw)
+
+
+@njit(cache=True)
+def merge_stride_phases(phases, first_plane, planes, h, w, sh, sw, x):
+    """The inverse of :func:`split_by_stride_phase`: ``x[first_plane + k, i*sh + py,
+    j*sw + px] = phases[k, py, px, i, j]``."""
+    hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
+    for k in range(np.int64(planes)):
+        d0 = (first_plane + k) * h * w
+        for y in range(h):
+            for px in range(sw):
+                _copy(x, d0 + y * w + px, sw, phases,
+                      _phase_row(k, y % sh, px, y // sh, sh, sw, hp, wp), 1,
+                      (w - px + sw - 1) // sw)
 
 
 @njit(cache=True, parallel=True)
@@ -259,43 +275,36 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
     y1 = min(y0 + rows_per_block, h)
     n = plane // n_ch
     c = plane - n * n_ch
-    # Row y of phase p starts at o_plane + (p * h + y) * row_len; unphased, there is one phase.
-    row_len, col_step = ((w + sw - 1) // sw, 1) if phased else (w, sw)
-    o_plane = plane * h * row_len * (sw if phased else 1)
+    hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
+    o_plane = plane * h * w
     if not accumulate:
-        for p in range(sw if phased else 1):
-            _zero(dst, o_plane + (p * h + y0) * row_len, (y1 - y0) * row_len)
+        if phased:
+            for y in range(y0, y1):
+                for px in range(sw):
+                    _zero(dst, _phase_row(plane, y % sh, px, y // sh, sh, sw, hp, wp), wp)
+        else:
+            _zero(dst, o_plane + y0 * w, (y1 - y0) * w)
     for a in range(fh):
         i_lo, i_hi = _col2im_rows(ho, sh, ph, dh, a, y0, y1)
         i_lo = max(i_lo, i0)
         i_hi = min(i_hi, i1)
+        off_h = a * dh - ph  # y = i * sh + off_h: phase row i + oy of row phase py
+        py = off_h % sh
+        oy = (off_h - py) // sh
         for b in range(fw):
             row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
             off_w = b * dw - pw
+            px = off_w % sw
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-            if phased:  # input column j*sw + off_w is entry j + (off_w - p) // sw of phase p
-                p = off_w % sw
-                o_tap = o_plane + p * h * row_len + (off_w - p) // sw + j_lo
+            s = row * q_size + (i_lo - i0) * wo + j_lo
+            if phased:
+                o = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + (off_w - px) // sw
+                for i in range(i_hi - i_lo):
+                    _add(dst, o + i * wp + j_lo, 1, src, s + i * wo, j_hi - j_lo)
             else:
-                o_tap = o_plane + off_w + j_lo * sw
-            for i in range(i_lo, i_hi):
-                y = i * sh + a * dh - ph
-                _add(dst, o_tap + y * row_len, col_step, src,
-                     row * q_size + (i - i0) * wo + j_lo, j_hi - j_lo)
-
-
-@njit(cache=True)
-def merge_stride_phases(phases, first_plane, planes, h, w, sw, x):
-    """``x[first_plane + k, y, j * sw + p] = phases[k, p, y, j]``: the inverse of
-    :func:`split_by_stride_phase` (``x`` flat, planes of ``h * w``)."""
-    wp = (w + sw - 1) // sw
-    for k in range(np.int64(planes)):
-        d0 = (first_plane + k) * h * w
-        s0 = k * sw * h * wp
-        for p in range(sw):
-            count = (w - p + sw - 1) // sw
-            for y in range(h):
-                _copy(x, d0 + y * w + p, sw, phases, s0 + (p * h + y) * wp, 1, count)
+                o = o_plane + (i_lo * sh + off_h) * w + off_w + j_lo * sw
+                for i in range(i_hi - i_lo):
+                    _add(dst, o + i * sh * w, sw, src, s + i * wo, j_hi - j_lo)
 
 
 @njit(cache=True, parallel=True)

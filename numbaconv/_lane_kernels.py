@@ -107,13 +107,14 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
 
 
 @njit(cache=True)
-def _split_phases(x, m0, m1, sw, phases):
-    """Split the columns of images ``m0:m1`` of ``x`` by stride phase into ``phases`` (flat;
-    empty: not used), once per image, for every tile of its rows: then a strided im2col
-    copies contiguous runs."""
+def _split_phases(x, m0, m1, sh, sw, phases):
+    """Split images ``m0:m1`` of ``x`` by stride phase into ``phases`` (flat; empty: not
+    used), once per image, for every tile of its rows: then a strided im2col copies
+    contiguous runs."""
     if phases.size > 0:
         n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, (m1 - m0) * n_ch, h, w, sw, phases)
+        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, (m1 - m0) * n_ch, h, w, sh, sw,
+                              phases)
 
 
 @njit(cache=True)
@@ -135,7 +136,8 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
         _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh,
                             sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, i0 > 0, phased)
     if phased and i1 == ho:
-        merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sw, dx.reshape(dx.size))
+        merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
+                            dx.reshape(dx.size))
 
 
 @njit(cache=True, nogil=True)
@@ -166,7 +168,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
         t0 = _now(profile, clock)
         if bias_row:
             if i0 == 0:
-                _split_phases(x, m0, m1, sw, phases)
+                _split_phases(x, m0, m1, sh, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                          rows_ext, wide, phases)
         t1 = _now(profile, clock)
@@ -226,7 +228,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
         t0 = _now(profile, clock)
         if bias_row:
             if i0 == 0:
-                _split_phases(x, m0, m1, sw, phases)
+                _split_phases(x, m0, m1, sh, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                          rows_ext, wide, phases)
         t1 = _now(profile, clock)

@@ -37,11 +37,12 @@ from numbaconv._validation import (
 DEFAULT_WORKSPACE = 2 * 2**20
 # Output planes smaller than this many positions use the wide layout (see use_wide_layout).
 WIDE_BELOW = 256
-# A strided im2col splits the images by stride phase first when the output rows times the
-# kernel width reach this: the contiguous copies then outrun the split.  Measured on one core:
-# 3x3 stride 2, rows of 16-28: 0.9x, of 32: 1.0x, of 64: 1.2x; 7x7 stride 2, rows of 32:
-# 1.2x, of 112 (the ResNet stem): 2.1x.
+# A strided im2col whose output rows are not one run per tap splits the images by stride
+# phase first when the output width times the kernel width reach this: the contiguous copies
+# then outrun the split.  Measured on one core, rows copied one by one: 3x3 stride 2, rows of
+# 16-28: 0.9x, of 32: 1.0x, of 64: 1.2x; 7x7 stride 2, rows of 32: 1.2x.
 PHASE_SPLIT_FROM = 128
+STRIDE_PHASE_SPLIT = True  # tests turn it off to compare with the strided copies
 # Run each lane as one Numba call where NumPy's OpenBLAS can be called from Numba (tests turn
 # this off to check the NumPy path, which every other BLAS uses).
 FUSED_LANES = True
@@ -352,13 +353,22 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     return forward_lane
 
 
-def _phases_size(geom: ConvGeometry, tiling: Tiling) -> int:
+def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> int:
     """Elements of a tile's images split by stride phase, which the Numba lanes' strided
-    im2col then reads in contiguous runs (``_kernels.split_by_stride_phase``); 0 where that
-    does not pay: stride 1, no im2col, or short rows (see ``PHASE_SPLIT_FROM``)."""
-    if geom.sw == 1 or not tiling.bias_row or geom.wo * geom.fw < PHASE_SPLIT_FROM:
+    im2col reads (and, for the ``gradient``, col2im adds into) in contiguous runs
+    (``_kernels.split_by_stride_phase``); 0 where that does not pay: stride 1 (the image is
+    its own phase), no im2col, or short rows (see ``PHASE_SPLIT_FROM``).
+
+    im2col also splits when a tap's rows become one run (``Wo == ceil(W / sw)``); col2im does
+    not, since its adds gain from the split only on long rows."""
+    long_rows = geom.sw > 1 and geom.wo * geom.fw >= PHASE_SPLIT_FROM
+    one_run = geom.wo == -(-geom.w // geom.sw) and not gradient
+    if (not STRIDE_PHASE_SPLIT or not tiling.bias_row or (geom.sh == 1 and geom.sw == 1)
+            or not (long_rows or one_run)
+            or geom.sh > geom.h or geom.sw > geom.w):  # else mostly empty phases (at most 4x x)
         return 0
-    return tiling.images * geom.c * geom.h * geom.sw * -(-geom.w // geom.sw)
+    return (tiling.images * geom.c * geom.sh * geom.sw * -(-geom.h // geom.sh)
+            * -(-geom.w // geom.sw))
 
 
 def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
@@ -505,6 +515,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     dcols_size = tiling.images * rows * tile_positions if tiling.bias_row else 0
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
     phases_size = _phases_size(geom, tiling)
+    dphases_size = _phases_size(geom, tiling, gradient=True)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
         dw_lane = np.zeros((k, rows + 1), dtype=dtype)
@@ -515,7 +526,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
             tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             _scratch_buffer("phases", phases_size, dtype),
-            _scratch_buffer("dphases", phases_size, dtype), _stage_seconds is not None, seconds)
+            _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
         return dw_lane
 

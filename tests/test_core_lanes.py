@@ -80,9 +80,14 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
 
 # (x shape, w shape, stride, padding, dilation) with a column stride > 1
 STRIDED_CASES = [
+    # Wo == ceil(W / sw): a tap's rows are one run of a phase
     pytest.param((2, 3, 11, 13), (4, 3, 3, 3), (1, 2), (1, 2), (1, 2), id="s1x2-p1x2-d1x2"),
-    pytest.param((3, 2, 15, 16), (3, 2, 5, 4), 3, (2, 3), 1, id="s3-5x4"),
     pytest.param((2, 3, 20, 19), (4, 3, 7, 7), 2, 3, 1, id="stem-like"),
+    pytest.param((3, 4, 8, 8), (5, 4, 3, 3), 2, 1, 1, id="downsample-like"),
+    pytest.param((2, 3, 9, 8), (3, 3, 3, 3), (2, 1), 1, 1, id="s2x1-same-width"),
+    # rows copied one by one
+    pytest.param((3, 2, 15, 16), (3, 2, 5, 4), 3, (2, 3), 1, id="s3-5x4"),
+    pytest.param((2, 2, 9, 9), (3, 2, 3, 3), 2, 0, 1, id="s2-valid"),
     pytest.param((1, 2, 6, 5), (2, 2, 3, 3), (2, 4), 2, (1, 3), id="s2x4-wide-padding"),
 ]
 
@@ -92,8 +97,8 @@ STRIDED_CASES = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
 def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_close, workspace,
                                         x_shape, w_shape, stride, padding, dilation, dtype):
-    """The Numba lanes' im2col from images split by stride phase gives the same columns, so
-    the same bits, as the strided copy; both match the naive loops."""
+    """The Numba lanes' im2col and col2im through images split by stride phase give the same
+    bits as the strided copies and adds; both match the naive loops."""
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
@@ -101,9 +106,10 @@ def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_clo
     dout = rng.standard_normal(expected_out.shape)
     expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
     args = [a.astype(dtype) for a in (x, w, b, dout)]
+    monkeypatch.setattr(functional, "PHASE_SPLIT_FROM", 0)  # split whenever strided
     results = []
-    for split_from in (0, 10**9):  # always split, never split
-        monkeypatch.setattr(functional, "PHASE_SPLIT_FROM", split_from)
+    for split in (True, False):
+        monkeypatch.setattr(functional, "STRIDE_PHASE_SPLIT", split)
         results.append(run_conv(*args, stride, padding, dilation, workspace))
     for name, got, want in zip(("out", "dx", "dw", "db"), results[0], expected, strict=True):
         assert_close(got, want, dtype, name)
