@@ -184,6 +184,17 @@ def test_measure_interleaved_alternates_and_pairs() -> None:
     assert timings["b"].warmup_s == 0.0 and timings["a"].repeats == 3
 
 
+def test_measure_interleaved_waits_for_idle_threads_unless_told(monkeypatch) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(timing, "wait_for_idle_threads", lambda: waits.append(1.0) or 0.0)
+    fns = {"a": lambda: None, "b": lambda: None}
+    timing.measure_interleaved(fns, repeat=2, budget_s=10.0, min_sample_s=1e-6)
+    assert len(waits) == 4  # before each of 2 rounds x 2 callables
+    waits.clear()
+    timing.measure_interleaved(fns, repeat=2, budget_s=10.0, min_sample_s=1e-6, idle_wait=False)
+    assert waits == []
+
+
 def test_replace_section_keeps_the_rest(tmp_path) -> None:
     page = tmp_path / "page.md"
     page.write_text("# Title\n\n<!-- bench-table:start -->\nold\n<!-- bench-table:end -->\n\nEnd\n")

@@ -1,7 +1,12 @@
 """``--scaling``: numbaconv's forward+backward time per image as the batch grows.
 
 The batch sizes of one shape are timed in alternation (see ``measure_interleaved``), so load
-that comes and goes on a shared machine hits every batch size alike.
+that comes and goes on a shared machine hits every batch size alike, and back to back, as a
+training loop runs them.  The timing matrix waits for idle threads before each sample, because
+another implementation may leave BLAS threads spinning; numbaconv leaves none (its products run
+single-threaded).  And any wait costs the next call: on the development VM, a call right after
+a 10 ms sleep took 4.5 ms longer (cifar with batch 8: 13.9 ms against 9.3 ms), which would be
+measured as a cost of small batches.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ def batch_scaling(shape: Shape, dtype: str, *, batches: tuple[int, ...] = BATCHE
     """One record per batch size: median seconds per call and per image."""
     fns = {n: make_callable(Problem(dataclasses.replace(shape, N=n), dtype),
                             "forward+backward", "numbaconv") for n in batches}
-    timings, _ = measure_interleaved(fns, repeat=repeat, budget_s=budget_s)
+    timings, _ = measure_interleaved(fns, repeat=repeat, budget_s=budget_s, idle_wait=False)
     return [{"shape": shape.name, "dtype": dtype, "N": n, "median_s": timings[n].median_s,
              "per_image_s": timings[n].median_s / n} for n in batches]
 

@@ -132,6 +132,7 @@ def wait_for_idle_threads(max_wait_s: float = 0.5, window_s: float = 0.01,
 def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7,
                         budget_s: float = 1.0, min_sample_s: float = 2e-3,
                         max_number: int = 1000, warmup: dict[str, bool] | None = None,
+                        idle_wait: bool = True,
                         ) -> tuple[dict[str, Timing], dict[str, list[float]]]:
     """Time several callables doing the same work, alternating their samples.
 
@@ -139,7 +140,8 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     load during the measurement hits all of them alike, and the ratio of two callables'
     samples from the same round is far steadier than the ratio of separately measured
     medians. Before each sample, :func:`wait_for_idle_threads` lets the threads that the
-    previous callable left spinning go to sleep. Each callable gets an untimed warm-up
+    previous callable left spinning go to sleep (unless not ``idle_wait``: for callables that
+    leave no thread spinning, timed back to back). Each callable gets an untimed warm-up
     (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call, and a loop count
     ``number`` making one sample last ``min_sample_s``. The number of rounds is at most
     ``repeat`` and fits ``budget_s`` per callable. A callable
@@ -178,7 +180,7 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
         k = r % len(names)
         for name in names[k:] + names[:k]:
             fn, loops = fns[name], number[name]
-            if len(names) > 1:
+            if idle_wait and len(names) > 1:
                 wait_for_idle_threads()
             t0 = clock()
             for _ in range(loops):
