@@ -104,7 +104,7 @@ def _block_row(r, n, n_img, rows_alloc, batch_inner):
     return r * n_img + n if batch_inner else n * rows_alloc + r
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
                         i0, i1, rows_alloc, batch_inner, phased):
     """Work item ``t = (n * C + c) * fh + a``: output rows ``i0 <= i < i1`` of the ``fw``
@@ -144,7 +144,7 @@ def _phase_row(plane, py, px, row, sh, sw, hp, wp):
     return (((plane * sh + py) * sw + px) * hp + row) * wp
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
                        wo, i0, i1, rows_alloc, batch_inner):
     """The taps of kernel row ``a``, read from images split by stride phase: input pixel
@@ -154,7 +154,7 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
 
     Every output row is then one contiguous copy.  When ``Wo`` equals the phases' row length
     (stride 1 with "same" padding, or ``Wo == ceil(W / sw)``), all the rows of a tap are one
-    copy, from its first valid column to its last; the padding columns it filled with the
+    copy, from its first valid column to its last, and the padding columns it filled with the
     neighbouring row's pixels are zeroed after it."""
     q_size = np.int64(i1 - i0) * wo
     hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
@@ -176,19 +176,16 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
         _zero(dst, o_first + n_rows * wo, (i1 - i_hi) * wo)
         if j_lo >= j_hi:
             _zero(dst, o_first, n_rows * wo)
-        elif wo == wp and n_rows > 0:
-            _copy(dst, o_first + j_lo, 1, src, s_first + j_lo, 1,
-                  (n_rows - 1) * wo + j_hi - j_lo)
-            if j_lo > 0 or j_hi < wo:
-                for k in range(n_rows):
-                    _zero(dst, o_first + k * wo, j_lo)
-                    _zero(dst, o_first + k * wo + j_hi, wo - j_hi)
-        else:
+            continue
+        # One copy per row, or one for all rows when Wo is the phase's row length.
+        run = n_rows if wo == wp else 1
+        for k in range(0, n_rows, max(run, 1)):
+            _copy(dst, o_first + k * wo + j_lo, 1, src, s_first + k * wp + j_lo, 1,
+                  (run - 1) * wo + j_hi - j_lo)
+        if j_lo > 0 or j_hi < wo:  # the padding columns (and what one run put there)
             for k in range(n_rows):
-                o = o_first + k * wo
-                _zero(dst, o, j_lo)
-                _copy(dst, o + j_lo, 1, src, s_first + k * wp + j_lo, 1, j_hi - j_lo)
-                _zero(dst, o + j_hi, wo - j_hi)
+                _zero(dst, o_first + k * wo, j_lo)
+                _zero(dst, o_first + k * wo + j_hi, wo - j_hi)
 
 
 @njit(cache=True)
@@ -257,7 +254,7 @@ def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
     return i_lo, min(i_hi, ho)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw,
                         ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, accumulate,
                         phased):

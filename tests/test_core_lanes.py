@@ -92,13 +92,16 @@ STRIDED_CASES = [
 ]
 
 
+@pytest.mark.parametrize("wide_below", [10**9, 0], ids=["wide", "per-image"])
 @pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
 @pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation"), STRIDED_CASES)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
-def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_close, workspace,
-                                        x_shape, w_shape, stride, padding, dilation, dtype):
+def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_close, wide_below,
+                                        workspace, x_shape, w_shape, stride, padding, dilation,
+                                        dtype):
     """The Numba lanes' im2col and col2im through images split by stride phase give the same
     bits as the strided copies and adds; both match the naive loops."""
+    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
