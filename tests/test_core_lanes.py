@@ -39,6 +39,17 @@ def many_lanes(monkeypatch):
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
 
 
+def naive_case(rng, x_shape, w_shape, stride, padding, dilation, dtype):
+    """Seeded float64 x, w, b and dout, as ``dtype``, and the naive loops' out, dx, dw, db."""
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    expected_out = naive_conv2d_forward(x, w, b, stride, padding, dilation)
+    dout = rng.standard_normal(expected_out.shape)
+    expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
+    return [a.astype(dtype) for a in (x, w, b, dout)], expected
+
+
 def run_conv(x, w, b, dout, stride, padding, dilation, workspace):
     out, cache = numbaconv.conv2d_forward(x, w, b, stride, padding, dilation,
                                           workspace=workspace)
@@ -55,13 +66,7 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
                                                  padding, dilation, wide_below, dtype):
     monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
     monkeypatch.setattr(functional, "FUSED_LANES", fused)
-    x = rng.standard_normal(x_shape)
-    w = rng.standard_normal(w_shape)
-    b = rng.standard_normal(w_shape[0])
-    expected_out = naive_conv2d_forward(x, w, b, stride, padding, dilation)
-    dout = rng.standard_normal(expected_out.shape)
-    expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
-    args = [a.astype(dtype) for a in (x, w, b, dout)]
+    args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, dtype)
 
     previous = numba.get_num_threads()
     results = []
@@ -102,13 +107,7 @@ def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_clo
     """The Numba lanes' im2col and col2im through images split by stride phase give the same
     bits as the strided copies and adds; both match the naive loops."""
     monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
-    x = rng.standard_normal(x_shape)
-    w = rng.standard_normal(w_shape)
-    b = rng.standard_normal(w_shape[0])
-    expected_out = naive_conv2d_forward(x, w, b, stride, padding, dilation)
-    dout = rng.standard_normal(expected_out.shape)
-    expected = [expected_out, *naive_conv2d_backward(dout, x, w, stride, padding, dilation)]
-    args = [a.astype(dtype) for a in (x, w, b, dout)]
+    args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, dtype)
     monkeypatch.setattr(functional, "PHASE_SPLIT_FROM", 0)  # split whenever strided
     results = []
     for split in (True, False):
