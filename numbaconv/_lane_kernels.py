@@ -52,12 +52,22 @@ def _now(profile, clock):
     return clock[0] + clock[1] * 1e-9
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _gemm(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
     """``c`` (m x n, row stride ldc) = ``a`` (m x k) @ op(``b``) + beta * ``c``, row-major, with
     op the transpose if ``trans_b``; ``a``, ``b``, ``c`` are the addresses of float32
-    (``single``) or float64 matrices.  One signature for every caller, so it compiles
-    once."""
+    (``single``) or float64 matrices.
+
+    The callers pass literals, signed offsets and unsigned addresses: converted here, they
+    reach :func:`_gemm_call` as one signature, which then compiles once."""
+    i64 = np.int64
+    _gemm_call(bool(single), bool(trans_b), i64(m), i64(n), i64(k), i64(a), i64(lda), i64(b),
+               i64(ldb), np.float64(beta), i64(c), i64(ldc))
+
+
+@njit(cache=True)
+def _gemm_call(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """:func:`_gemm` with its arguments converted."""
     op_b = np.int32(TRANS if trans_b else NO_TRANS)
     if single:
         sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, np.float32(1.0), a, lda,
