@@ -98,11 +98,17 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
                  wide, phases):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
     ``(m, rows_alloc, q)`` or, if ``wide``, ``(rows_alloc, m, q)``; the last row is ones when
-    ``rows_alloc`` exceeds ``C*fh*fw``.  If ``phases`` is not empty, the columns are read
-    from it: the images split by stride phase (see :func:`_split_phases`)."""
+    ``rows_alloc`` exceeds ``C*fh*fw``.
+
+    If ``phases`` is not empty, the columns are read from it: the images split by stride
+    phase (``_kernels.split_by_stride_phase``), which a strided im2col copies in contiguous
+    runs.  The split is made with the images' first rows (``i0 == 0``) and kept in
+    ``phases`` for their later row tiles."""
     n_img = m1 - m0
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
     phased = phases.size > 0
+    if phased and i0 == 0:
+        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, n_img * n_ch, h, w, sh, sw, phases)
     src = phases if phased else x[m0:m1].reshape(n_img * n_ch * h * w)
     for t in range(np.int64(n_img) * n_ch * fh):
         _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
@@ -117,24 +123,13 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
 
 
 @njit(cache=True)
-def _split_phases(x, m0, m1, sh, sw, phases):
-    """Split images ``m0:m1`` of ``x`` by stride phase into ``phases`` (flat; empty: not
-    used), once per image, for every tile of its rows: then a strided im2col copies
-    contiguous runs."""
-    if phases.size > 0:
-        n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, (m1 - m0) * n_ch, h, w, sh, sw,
-                              phases)
-
-
-@njit(cache=True)
 def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide,
                  dphases):
     """col2im of the column gradient ``dcols`` (flat, ``(m, R, q)`` or ``(R, m, q)``) of images
     ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it unless ``i0 == 0``.
 
     If ``dphases`` is not empty, the sums are kept in it, split by stride phase, and written
-    to ``dx`` after the images' last rows (see :func:`_split_phases`)."""
+    to ``dx`` after the images' last rows (see :func:`_im2col_tile`)."""
     n_img = m1 - m0
     n_ch, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
     phased = dphases.size > 0
@@ -177,8 +172,6 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
             _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
         t0 = _now(profile, clock)
         if bias_row:
-            if i0 == 0:
-                _split_phases(x, m0, m1, sh, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                          rows_ext, wide, phases)
         t1 = _now(profile, clock)
@@ -237,8 +230,6 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
         q = (i1 - i0) * wo
         t0 = _now(profile, clock)
         if bias_row:
-            if i0 == 0:
-                _split_phases(x, m0, m1, sh, sw, phases)
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                          rows_ext, wide, phases)
         t1 = _now(profile, clock)
