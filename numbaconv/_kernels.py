@@ -95,6 +95,26 @@ def _add(dst, d_start, d_step, src, s_start, count):
             dst[d0 + k * d_inc] += src[s0 + k]
 
 
+@njit(cache=True, inline="always")
+def _add_constant(dst, start, count, value):
+    """``dst[start + k] += value`` for ``k < count``."""
+    d0 = np.uint64(start)
+    for k in range(np.uint64(count)):
+        dst[d0 + k] += value
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sum(src, start, count):
+    """``src[start:start + count].sum()``.  Reassociation lets LLVM keep SIMD partial sums (a
+    single running sum waits on every add); the order is fixed by the compiled code, so the
+    result does not depend on the thread count, and NaN and Inf propagate as usual."""
+    s0 = np.uint64(start)
+    total = src.dtype.type(0)
+    for k in range(np.uint64(count)):
+        total += src[s0 + k]
+    return total
+
+
 # --- per-image blocks: cols[n, r, q] (or cols[r, n, q], "batch inner") ------------------------
 
 @njit(cache=True, inline="always")
@@ -337,7 +357,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------
 
-_TILE = 32  # rows of a transpose tile: _TILE x N elements stay in L1
+_TILE = 16  # rows of a transpose tile (see transpose_batch)
 
 
 @njit(cache=True, inline="always")

@@ -28,9 +28,11 @@ from numba import njit, types
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
 from numbaconv._kernels import (
     _ROW_BLOCK,
+    _add_constant,
     _col2im_blocks_item,
     _copy,
     _im2col_blocks_item,
+    _sum,
     merge_stride_phases,
     split_by_stride_phase,
 )
@@ -192,18 +194,18 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
                     b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
                 _gemm(single, False, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
                       out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
+                if bias.size:  # pointwise: add the bias while the image's output is cached
+                    t2 = _now(profile, clock)
+                    for k in range(k_out):
+                        _add_constant(out_flat, (m * k_out + k) * q_all + i0 * wo, q, bias[k])
+                    t3 = _now(profile, clock)
+                    if profile:
+                        seconds[BIAS] += t3 - t2
+                        seconds[GEMM] -= t3 - t2
         t2 = _now(profile, clock)
-        if bias.size:
-            for m in range(m0, m1):
-                for k in range(k_out):
-                    o = (m * k_out + k) * q_all + i0 * wo
-                    for j in range(q):
-                        out_flat[o + j] += bias[k]
-        t3 = _now(profile, clock)
         if profile:
             seconds[IM2COL] += t1 - t0
             seconds[GEMM] += t2 - t1
-            seconds[BIAS] += t3 - t2
 
 
 @njit(cache=True, nogil=True)
@@ -219,10 +221,10 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     q_all = np.int64(ho) * wo
     pointwise = not bias_row
     dout_flat = dout3.reshape(dout3.size)
-    ones = np.ones(0 if bias_row else out_rows * wo, dtype=dout3.dtype)
+    dw_flat = dw_lane.reshape(dw_lane.size)
     # Addresses for the products (offsets below are in elements).
     wc_at, dout_at, dw_at = w_col.ctypes.data, dout3.ctypes.data, dw_lane.ctypes.data
-    x_at, dx_at, ones_at = x.ctypes.data, dx.ctypes.data, ones.ctypes.data
+    x_at, dx_at = x.ctypes.data, dx.ctypes.data
     cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
     tiles = _tile_bounds(n0, n1, images, ho, out_rows)
     for tile in range(tiles.shape[0]):
@@ -256,6 +258,15 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                 if pointwise:  # the column gradient is the input gradient
                     _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                           dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
+                    # No row of ones: db is summed here, while the image's dout is cached.
+                    t3 = _now(profile, clock)
+                    for k in range(k_out):
+                        dw_flat[k * (rows + 1) + rows] += _sum(
+                            dout_flat, (m * k_out + k) * q_all + i0 * wo, q)
+                    t4 = _now(profile, clock)
+                    if profile:
+                        seconds[BIAS] += t4 - t3
+                        seconds[GEMM] -= t4 - t3
                 else:
                     _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                           dcols_at + (m - m0) * rows * q * size, q)
@@ -264,14 +275,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
             _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
                          wide, dphases)
         t3 = _now(profile, clock)
-        if pointwise:  # no row of ones: db += dout tile @ ones, as a product too
-            for m in range(m0, m1):
-                g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
-                _gemm(single, False, k_out, 1, q, g_at, q_all, ones_at, 1, 1.0,
-                      dw_at + rows * size, rows + 1)
-        t4 = _now(profile, clock)
         if profile:
             seconds[IM2COL] += t1 - t0
             seconds[GEMM] += t2 - t1
             seconds[COL2IM] += t3 - t2
-            seconds[BIAS] += t4 - t3
