@@ -391,29 +391,47 @@ def transpose_batch_serial(x, out, to_batch_last):
 
 
 @njit(cache=True, inline="always")
-def _im2col_classic_item(src, dst, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Segment ``t = r * Ho + i`` of the classic columns: output row i of tap row r."""
+def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
+    output position, ``Ho`` segments of ``Wo*N`` values."""
     taps = np.int64(fh) * fw
-    r = t // ho
-    i = t - r * ho
     c = r // taps
     a = (r - c * taps) // fw
     b = r - c * taps - a * fw
-    start = t * wo * n_img  # == r * (Ho*Wo*N) + i * Wo * N
-    y = i * sh + a * dh - ph
-    if y < 0 or y >= h:
-        _zero(dst, start, wo * n_img)
-        return
-    off_w = b * dw - pw
+    seg = np.int64(wo) * n_img
+    start = r * ho * seg
+    off_h, off_w = a * dh - ph, b * dw - pw
+    i_lo, i_hi = _valid_span(off_h, sh, h, ho)
     j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-    _zero(dst, start, j_lo * n_img)
-    s_row = ((c * h + y) * w + off_w) * n_img
-    if sw == 1:  # one contiguous run of (j_hi - j_lo) * N values
-        _copy(dst, start + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1, (j_hi - j_lo) * n_img)
-    else:
-        for j in range(j_lo, j_hi):
-            _copy(dst, start + j * n_img, 1, src, s_row + j * sw * n_img, 1, n_img)
-    _zero(dst, start + j_hi * n_img, (wo - j_hi) * n_img)
+    _zero(dst, start, i_lo * seg)
+    _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
+    if i_lo == i_hi or j_lo == j_hi:
+        _zero(dst, start + i_lo * seg, (i_hi - i_lo) * seg)
+        return
+    plane = c * h * w * n_img
+    if sh == 1 and sw == 1 and wo == w:
+        # Position (i, j) reads pixel (i + off_h, j + off_w): for every valid row that is one
+        # shift of the whole plane, so copy the run from the first to the last valid value,
+        # then zero the entries of the padding columns, which the run filled from the rows'
+        # neighbours.
+        first, last = i_lo * wo + j_lo, (i_hi - 1) * wo + j_hi
+        _copy(dst, start + first * n_img, 1, src, plane + (first + off_h * w + off_w) * n_img,
+              1, (last - first) * n_img)
+        for i in range(i_lo, i_hi):
+            _zero(dst, start + i * seg, j_lo * n_img)
+            _zero(dst, start + i * seg + j_hi * n_img, (wo - j_hi) * n_img)
+        return
+    for i in range(i_lo, i_hi):
+        d_row = start + i * seg
+        s_row = plane + ((i * sh + off_h) * w + off_w) * n_img
+        _zero(dst, d_row, j_lo * n_img)
+        if sw == 1:  # one contiguous run of (j_hi - j_lo) * N values
+            _copy(dst, d_row + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1,
+                  (j_hi - j_lo) * n_img)
+        else:
+            for j in range(j_lo, j_hi):
+                _copy(dst, d_row + j * n_img, 1, src, s_row + j * sw * n_img, 1, n_img)
+        _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
 
 
 @njit(cache=True, parallel=True)
@@ -425,8 +443,8 @@ def im2col_classic(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """
     n_ch, h, w, n_img = xt.shape
     src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
-    for item in prange(n_ch * fh * fw * ho):
-        _im2col_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+    for r in prange(n_ch * fh * fw):
+        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
                              dh, dw, ho, wo)
 
 
@@ -435,8 +453,8 @@ def im2col_classic_serial(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Serial driver of :func:`im2col_classic`."""
     n_ch, h, w, n_img = xt.shape
     src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
-    for item in range(n_ch * fh * fw * ho):
-        _im2col_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
+    for r in range(n_ch * fh * fw):
+        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
                              dh, dw, ho, wo)
 
 

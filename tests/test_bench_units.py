@@ -254,3 +254,26 @@ def test_wait_for_idle_threads_waits_out_a_spinning_thread() -> None:
     spinner.join()
     assert 0.1 <= waited < 1.0
     assert timing.wait_for_idle_threads(max_wait_s=1.0) < 0.5  # nothing spins now
+
+
+def test_profile_reports_the_fastest_run_and_the_median_share(monkeypatch) -> None:
+    import time
+
+    from numbaconv.bench import profile
+    from numbaconv.bench.impls import Problem
+    from numbaconv.functional import _Stage
+
+    naps = iter([0.0, 0.03, 0.01, 0.02])  # warm-up, then three timed runs
+
+    def fake_callable(problem, op, impl):
+        def run() -> None:
+            with _Stage("gemm"):
+                time.sleep(0.005)
+            time.sleep(next(naps))
+        return run
+
+    monkeypatch.setattr(profile, "make_callable", fake_callable)
+    times = profile.stage_times(Problem(shapes.SHAPES["classic"], "float32"), repeat=3)
+    assert 0.015 <= times["wall"] < 0.025  # the 10 ms nap, not the median or the mean
+    assert times["gemm"] < times["wall"] * times["threads"]
+    assert 0.0 < profile.outside_gemm_share(times) < times["outside_median"] < 1.0

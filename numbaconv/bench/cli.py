@@ -307,7 +307,8 @@ def _profile(args: argparse.Namespace) -> int:
     shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
     repeat, _ = _settings(args)
     records = []
-    summary = ["", "shape       dtype    wall        in GEMM  outside GEMM (share of thread time)"]
+    summary = ["", "shape       dtype    wall        in GEMM  outside GEMM  median run",
+               "(share of the thread time in the fastest run; outside GEMM in the median run)"]
     for shape in shapes:
         for dtype in args.dtype:
             times = stage_times(Problem(shape, dtype), repeat=repeat)
@@ -315,7 +316,8 @@ def _profile(args: argparse.Namespace) -> int:
             records += profile_records(shape, dtype, times)
             outside = outside_gemm_share(times)
             summary.append(f"{shape.name:<11} {dtype:<8} {format_time(times['wall']):>9}  "
-                           f"{100 * (1 - outside):6.1f}%  {100 * outside:6.1f}%")
+                           f"{100 * (1 - outside):6.1f}%  {100 * outside:11.1f}%  "
+                           f"{100 * times['outside_median']:9.1f}%")
     print("\n".join(summary))
     if args.json is not None:
         args.json.write_text(json.dumps({"profile": records}, indent=1) + "\n", encoding="utf-8")

@@ -26,7 +26,13 @@ STAGES = ("gemm", "im2col", "col2im", "bias", "other")
 
 
 def stage_times(problem: Problem, *, repeat: int = 7) -> dict[str, float]:
-    """Median thread-seconds per stage of one forward+backward, plus ``wall`` and ``threads``."""
+    """Thread-seconds per stage of one forward+backward, plus ``wall`` and ``threads``, from
+    the fastest of ``repeat`` runs; ``outside_median`` is the median over the runs of the share
+    outside the matrix products.
+
+    The fastest run is the one least disturbed by other load: on a shared machine a thread
+    that is descheduled mid-call makes the others wait, which shows up as "other" time that
+    belongs to the machine, not to the layer.  The median share is reported beside it."""
     fn = make_callable(problem, "forward+backward", "numbaconv")
     fn()  # warm-up: JIT compilation is never timed
     threads = numba.get_num_threads()
@@ -40,9 +46,9 @@ def stage_times(problem: Problem, *, repeat: int = 7) -> dict[str, float]:
         run["other"] = max(wall * threads - sum(run.values()), 0.0)
         run["wall"] = wall
         runs.append(run)
-    keys = dict.fromkeys(k for run in runs for k in run)
-    times = {k: statistics.median(run.get(k, 0.0) for run in runs) for k in keys}
+    times = dict(min(runs, key=lambda run: run["wall"]))
     times["threads"] = threads
+    times["outside_median"] = statistics.median(outside_gemm_share(run) for run in runs)
     return times
 
 
@@ -57,13 +63,13 @@ def profile_table(shape: Shape, dtype: str, times: dict[str, float]) -> str:
     threads = int(times["threads"])
     budget = sum(times.get(stage, 0.0) for stage in STAGES)
     lines = [f"forward+backward breakdown, {shape.name} ({shape.describe()}), {dtype}: "
-             f"wall {format_time(times['wall'])} x {threads} thread(s)"]
+             f"wall {format_time(times['wall'])} x {threads} thread(s), fastest run"]
     for stage in STAGES:
         value = times.get(stage, 0.0)
         share = f"{100 * value / budget:5.1f}%" if budget > 0 else "    -"
         lines.append(f"  {stage:<7} {format_time(value):>10}  {share}")
     lines.append(f"  outside the matrix products: {100 * outside_gemm_share(times):.1f}% "
-                 "of the thread time")
+                 f"of the thread time (median run: {100 * times['outside_median']:.1f}%)")
     return "\n".join(lines)
 
 
@@ -74,6 +80,8 @@ def profile_records(shape: Shape, dtype: str, times: dict[str, float]) -> list[d
         for k in (*STAGES, "wall")]
     records.append({"shape": shape.name, "dtype": dtype, "stage": "outside_gemm_share",
                     "value": outside_gemm_share(times)})
+    records.append({"shape": shape.name, "dtype": dtype, "stage": "outside_gemm_share_median",
+                    "value": times["outside_median"]})
     records.append({"shape": shape.name, "dtype": dtype, "stage": "threads",
                     "value": int(times["threads"])})
     return records
