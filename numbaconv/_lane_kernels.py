@@ -97,20 +97,24 @@ def _tile_bounds(n0, n1, images, ho, out_rows):
 
 @njit(cache=True)
 def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, rows_alloc,
-                 wide, phases):
+                 wide, phases, split):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
     ``(m, rows_alloc, q)`` or, if ``wide``, ``(rows_alloc, m, q)``; the last row is ones when
     ``rows_alloc`` exceeds ``C*fh*fw``.
 
-    If ``phases`` is not empty, the columns are read from it: the images split by stride
+    If ``phases`` is not empty, the columns are read from it: the whole batch split by stride
     phase (``_kernels.split_by_stride_phase``), which a strided im2col copies in contiguous
-    runs.  The split is made with the images' first rows (``i0 == 0``) and kept in
-    ``phases`` for their later row tiles."""
+    runs.  With ``split``, the images' part of it is made from ``x`` with their first rows
+    (``i0 == 0``); otherwise it is there already and only the shape of ``x`` is read."""
     n_img = m1 - m0
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
     phased = phases.size > 0
-    if phased and i0 == 0:
-        split_by_stride_phase(x.reshape(x.size), m0 * n_ch, n_img * n_ch, h, w, sh, sw, phases)
+    if phased:
+        image = phases.size // x.shape[0]
+        phases = phases[m0 * image:m1 * image]
+        if split and i0 == 0:
+            split_by_stride_phase(x.reshape(x.size), m0 * n_ch, n_img * n_ch, h, w, sh, sw,
+                                  phases)
     src = phases if phased else x[m0:m1].reshape(n_img * n_ch * h * w)
     for t in range(np.int64(n_img) * n_ch * fh):
         _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
@@ -155,7 +159,9 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
     (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards.
 
     Unless ``x_kept`` is ``x``, the images are also copied into it, each just before its first
-    tile: im2col then reads them from the cache, not from memory a second time."""
+    tile: im2col then reads them from the cache, not from memory a second time.  A non-empty
+    ``phases`` (the whole batch's size) receives the images split by stride phase, which
+    im2col reads, and which the backward pass reads again."""
     clock = np.zeros(2, dtype=np.int64)
     single, size = x.itemsize == 4, x.itemsize
     k_out, rows_ext = w_ext.shape
@@ -175,7 +181,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
         t0 = _now(profile, clock)
         if bias_row:
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide, phases)
+                         rows_ext, wide, phases, True)
         t1 = _now(profile, clock)
         if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
             mq = (m1 - m0) * q
@@ -213,7 +219,10 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                   images, out_rows, wide, bias_row, cols, dcols, grad, phases, dphases, profile,
                   seconds):
     """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
-    ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed."""
+    ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed.
+
+    A non-empty ``phases`` holds the forward input split by stride phase (see
+    :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
     clock = np.zeros(2, dtype=np.int64)
     single, size = x.itemsize == 4, x.itemsize
     rows, k_out = w_col.shape
@@ -233,7 +242,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
         t0 = _now(profile, clock)
         if bias_row:
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide, phases)
+                         rows_ext, wide, phases, False)
         t1 = _now(profile, clock)
         if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
             mq = (m1 - m0) * q

@@ -78,12 +78,17 @@ class ConvCache:
     workspace.  ``x`` is a private copy (writing into the caller's array after the forward
     pass does not change the gradients); ``w`` is the caller's array, so, as in the classic
     layer, the backward pass uses the weights as they are when it runs.
+
+    Where the Numba lanes split the images by stride phase (see :func:`_phases_size`), the
+    copy kept is that split (flat, ``phase_image_size`` elements per image), made once by the
+    forward pass for both passes, and ``phased`` is True.
     """
 
     x: np.ndarray
     w: np.ndarray
     geometry: ConvGeometry
     tiling: Tiling
+    phased: bool = False
 
 
 # Seconds per stage while a ``profile_stages()`` block is active, else None.
@@ -325,10 +330,15 @@ def conv2d_forward(
     else:
         w_row = w.reshape(k, rows)
 
-    x_kept = np.empty_like(x) if copy_x else x
-    make_lane = _fused_forward_lane if use_fused_lanes() else _python_forward_lane
+    fused = use_fused_lanes()
+    phased = fused and _phases_size(geom, tiling) > 0
+    if phased:  # the split by stride phase is the private copy: made once, read by both passes
+        x_kept = np.empty(geom.n * phase_image_size(geom), dtype=x.dtype)
+    else:
+        x_kept = np.empty_like(x) if copy_x else x
+    make_lane = _fused_forward_lane if fused else _python_forward_lane
     run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling), geom.n, geom.multiply_adds)
-    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
+    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling, phased=phased)
 
 
 def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
@@ -353,6 +363,12 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     return forward_lane
 
 
+def phase_image_size(geom: ConvGeometry) -> int:
+    """Elements of one image split by stride phase: ``C * sh * sw`` phases of
+    ``ceil(H / sh) x ceil(W / sw)``."""
+    return geom.c * geom.sh * geom.sw * -(-geom.h // geom.sh) * -(-geom.w // geom.sw)
+
+
 def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> int:
     """Elements of a tile's images split by stride phase, which the Numba lanes' strided
     im2col reads (and, for the ``gradient``, col2im adds into) in contiguous runs
@@ -367,8 +383,7 @@ def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> 
             or not (long_rows or one_run)
             or geom.sh > geom.h or geom.sw > geom.w):  # else mostly empty phases (at most 4x x)
         return 0
-    return (tiling.images * geom.c * geom.sh * geom.sw * -(-geom.h // geom.sh)
-            * -(-geom.w // geom.sw))
+    return tiling.images * phase_image_size(geom)
 
 
 def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
@@ -378,16 +393,17 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     add_bias = no_bias if bias is None or tiling.bias_row else bias
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
-    phases_size = _phases_size(geom, tiling)
+    # Split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
+    phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (no_bias, x_kept)
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else no_bias
         wide_out = _scratch_buffer("wide", wide_size, dtype)
         seconds = np.zeros(4)
         _lane_kernels.forward_lane(
-            x, x_kept, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
-            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out,
-            _scratch_buffer("phases", phases_size, dtype), _stage_seconds is not None, seconds)
+            x, x_copy, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
+            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases,
+            _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
 
     return forward_lane
@@ -427,7 +443,10 @@ def conv2d_backward(
     dout3 = dout.reshape(geom.n, k, geom.positions)
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
-    make_lane = _fused_backward_lane if use_fused_lanes() else _python_backward_lane
+    # An input kept split by stride phase is read by the Numba lanes only (the forward pass
+    # ran them, so they are available).
+    fused = cache.phased or use_fused_lanes()
+    make_lane = _fused_backward_lane if fused else _python_backward_lane
     backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling)
 
     dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
@@ -514,19 +533,20 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     # Pointwise: the column gradient is written straight into dx.
     dcols_size = tiling.images * rows * tile_positions if tiling.bias_row else 0
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
-    phases_size = _phases_size(geom, tiling)
     dphases_size = _phases_size(geom, tiling, gradient=True)
+    # Kept split by stride phase (flat): the lanes read the phases, and dx gives the shape.
+    phases, images = (x, dx) if x.ndim == 1 else (empty, x)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
         dw_lane = np.zeros((k, rows + 1), dtype=dtype)
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4)
         _lane_kernels.backward_lane(
-            x, dout3, w_col, dx, dw_lane, n0, n1, *geom.kernel_args, tiling.images,
+            images, dout3, w_col, dx, dw_lane, n0, n1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
-            _scratch_buffer("phases", phases_size, dtype),
-            _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None, seconds)
+            phases, _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None,
+            seconds)
         _add_stage_seconds(seconds)
         return dw_lane
 

@@ -121,20 +121,37 @@ def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_clo
 
 @pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
 @pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
+@pytest.mark.parametrize("stride", [1, 2], ids=["kept-as-is", "kept-split-by-phase"])
 def test_writing_into_x_after_forward_does_not_change_gradients(many_lanes, monkeypatch, rng,
-                                                                assert_close, fused, workspace):
-    """Every lane keeps its own copy of its images (the Numba lanes copy them inside the
-    kernel, tile by tile), so a caller reusing its input buffer cannot change the gradients."""
+                                                                assert_close, fused, workspace,
+                                                                stride):
+    """The forward pass keeps its own copy of the images (the Numba lanes make it inside the
+    kernel, tile by tile, or keep the images split by stride phase), so a caller reusing its
+    input buffer cannot change the gradients."""
     monkeypatch.setattr(functional, "FUSED_LANES", fused)
     x = rng.standard_normal((6, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))
-    dout = rng.standard_normal((6, 4, 9, 9))
-    expected = naive_conv2d_backward(dout, x, w, 1, 1)
-    poison = np.full_like(x, np.nan)  # so that a copy left unmade shows as NaN
-    del poison
-    _, cache = numbaconv.conv2d_forward(x, w, None, 1, 1, workspace=workspace)
+    dout = rng.standard_normal((6, 4, 9 // stride + 9 % stride, 9 // stride + 9 % stride))
+    expected = naive_conv2d_backward(dout, x, w, stride, 1)
+    _, cache = numbaconv.conv2d_forward(x, w, None, stride, 1, workspace=workspace)
+    assert cache.phased == (fused and stride == 2)
     x[...] = np.nan  # e.g. a data loader refilling its batch buffer early
     got = numbaconv.conv2d_backward(dout, cache)
+    for name, g, e in zip(("dx", "dw", "db"), got, expected, strict=True):
+        assert_close(g, e, np.float64, name)
+
+
+def test_input_kept_split_by_phase_needs_no_numba_lanes_setting(monkeypatch, rng, assert_close):
+    """A cache holding the input split by stride phase is read by the Numba lanes even if they
+    were switched off after the forward pass."""
+    x = rng.standard_normal((2, 3, 8, 8))
+    w = rng.standard_normal((4, 3, 3, 3))
+    dout = rng.standard_normal((2, 4, 4, 4))
+    _, cache = numbaconv.conv2d_forward(x, w, None, 2, 1)
+    assert cache.phased and cache.x.ndim == 1
+    monkeypatch.setattr(functional, "FUSED_LANES", False)
+    got = numbaconv.conv2d_backward(dout, cache)
+    expected = naive_conv2d_backward(dout, x, w, 2, 1)
     for name, g, e in zip(("dx", "dw", "db"), got, expected, strict=True):
         assert_close(g, e, np.float64, name)
 
