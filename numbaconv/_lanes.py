@@ -39,6 +39,7 @@ from numbaconv._blas import openblas_paths
 SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
 LANES = 32  # lanes per call at most; the weight gradient keeps one partial sum per lane
 LANE_WORK = 1 << 23  # multiply-adds per lane at least: smaller lanes cost more than they balance
+LANE_MULTIPLE = 4  # lane counts are rounded up to a multiple of this (where there are images)
 
 T = TypeVar("T")
 
@@ -123,13 +124,17 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
 
 
 def lane_bounds(n: int, multiply_adds: int) -> list[tuple[int, int]]:
-    """Contiguous image ranges ``[(n0, n1), ...]``: up to ``LANES`` of them, each with at least
-    ``LANE_WORK`` multiply-adds where possible (a function of the problem, not the threads)."""
+    """Contiguous image ranges ``[(n0, n1), ...]``: up to ``LANES`` of them, about ``LANE_WORK``
+    multiply-adds each or more, their number rounded up to a multiple of ``LANE_MULTIPLE``
+    while there are images for it (a function of the problem, not of the threads)."""
     if n == 0:
         return []
     if multiply_adds < SMALL_CALL:  # runs in the calling thread: one lane, the fewest calls
         return [(0, n)]
-    lanes = max(1, min(n, LANES, multiply_adds // LANE_WORK))
+    lanes = max(1, multiply_adds // LANE_WORK)
+    # A multiple of LANE_MULTIPLE lanes, so that 2 or 4 threads finish together (9 lanes on
+    # 2 threads: one thread idles for a whole lane at the end).
+    lanes = min(n, LANES, -(-lanes // LANE_MULTIPLE) * LANE_MULTIPLE)
     return [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
 
 

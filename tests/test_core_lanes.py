@@ -174,7 +174,11 @@ def test_lane_bounds_depend_on_the_problem_only(monkeypatch):
     monkeypatch.setattr(_lanes, "SMALL_CALL", 50)
     assert _lanes.lane_bounds(8, 49) == [(0, 8)]  # a small call: one lane
     assert _lanes.lane_bounds(8, 85) == [(n, n + 1) for n in range(8)]
-    assert _lanes.lane_bounds(8, 60) == [(0, 1), (1, 2), (2, 4), (4, 5), (5, 6), (6, 8)]
+    # 6 lanes' worth of work: 8 lanes, a multiple of LANE_MULTIPLE (4), for 12 images or 8
+    assert _lanes.lane_bounds(12, 60) == [(0, 1), (1, 3), (3, 4), (4, 6), (6, 7), (7, 9),
+                                          (9, 10), (10, 12)]
+    assert _lanes.lane_bounds(8, 60) == [(n, n + 1) for n in range(8)]
+    assert _lanes.lane_bounds(3, 60) == [(0, 1), (1, 2), (2, 3)]  # no more lanes than images
     many = _lanes.lane_bounds(100, 10**9)  # at most LANES lanes, covering every image once
     assert len(many) == _lanes.LANES
     assert [n0 for n0, _ in many[1:]] == [n1 for _, n1 in many[:-1]]
