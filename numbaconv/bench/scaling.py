@@ -6,7 +6,11 @@ training loop runs them.  The timing matrix waits for idle threads before each s
 another implementation may leave BLAS threads spinning; numbaconv leaves none (its products run
 single-threaded).  And any wait costs the next call: on the development VM, a call right after
 a 10 ms sleep took 4.5 ms longer (cifar with batch 8: 13.9 ms against 9.3 ms), which would be
-measured as a cost of small batches.
+measured as a cost of small batches.  For the same reason a sample of a small batch is a
+loop of calls lasting at least ``SAMPLE_S`` (eight calls with batch 8 on ``cifar``): a single
+call right after a batch of 256 starts with caches full of another problem, which a training
+loop with batch 8 never sees (N=8 against N=256, alternating: 1.27x and 1.03x per image with
+single calls, 1.10x and 1.01x with loops; the fastest runs are level).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from numbaconv.bench.shapes import Shape
 from numbaconv.bench.timing import measure_interleaved
 
 BATCHES = (1, 8, 32, 64, 128, 256)
+SAMPLE_S = 0.05  # seconds of back-to-back calls per sample at least
 
 
 def batch_scaling(shape: Shape, dtype: str, *, batches: tuple[int, ...] = BATCHES,
@@ -27,7 +32,8 @@ def batch_scaling(shape: Shape, dtype: str, *, batches: tuple[int, ...] = BATCHE
     """One record per batch size: median seconds per call and per image."""
     fns = {n: make_callable(Problem(dataclasses.replace(shape, N=n), dtype),
                             "forward+backward", "numbaconv") for n in batches}
-    timings, _ = measure_interleaved(fns, repeat=repeat, budget_s=budget_s, idle_wait=False)
+    timings, _ = measure_interleaved(fns, repeat=repeat, budget_s=budget_s, idle_wait=False,
+                                     min_sample_s=SAMPLE_S)
     return [{"shape": shape.name, "dtype": dtype, "N": n, "median_s": timings[n].median_s,
              "per_image_s": timings[n].median_s / n} for n in batches]
 
