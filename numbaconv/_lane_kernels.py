@@ -219,7 +219,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                   images, out_rows, wide, bias_row, cols, dcols, grad, phases, dphases, profile,
                   seconds):
     """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
-    ``[dW_row | db]``, tile by tile.  ``dw_lane`` must start zeroed.
+    ``[dW_row | db]``, tile by tile.  ``dw_lane`` is overwritten: its first product has
+    ``beta = 0``.
 
     A non-empty ``phases`` holds the forward input split by stride phase (see
     :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
@@ -236,6 +237,10 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     x_at, dx_at = x.ctypes.data, dx.ctypes.data
     cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
     tiles = _tile_bounds(n0, n1, images, ho, out_rows)
+    if pointwise:  # db, the last column, is summed outside the products
+        for k in range(k_out):
+            dw_flat[k * (rows + 1) + rows] = 0
+    beta = 0.0  # the lane's first product of dw overwrites it, the others add
     for tile in range(tiles.shape[0]):
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
         q = (i1 - i0) * wo
@@ -251,8 +256,9 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                     o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
                     for j in range(q):
                         grad[p + j] = dout_flat[o + j]
-            _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, 1.0, dw_at,
+            _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, beta, dw_at,
                   rows + 1)
+            beta = 1.0
             _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
                   mq)
         else:
@@ -262,8 +268,9 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                     b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                 else:
                     b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
-                _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, 1.0, dw_at,
+                _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, beta, dw_at,
                       rows + 1)
+                beta = 1.0
                 if pointwise:  # the column gradient is the input gradient
                     _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                           dx_at + (m * rows * q_all + i0 * wo) * size, q_all)

@@ -449,23 +449,24 @@ def conv2d_backward(
     make_lane = _fused_backward_lane if fused else _python_backward_lane
     backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling)
 
-    dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
-    lane_sum = _InOrderSum(dw_db)
+    lane_sum = _InOrderSum((k, rows + 1), x.dtype)
 
     def lane(n0: int, n1: int, serial: bool) -> None:
         lane_sum.add(n0, n1, backward_lane(n0, n1, serial))
 
     run_lanes(lane, geom.n, 2 * geom.multiply_adds)
+    dw_db = lane_sum.result()
     return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
 
 
 class _InOrderSum:
-    """Adds the lanes' partial sums into ``total`` in lane order, as soon as every lane before
-    has been added: the same order for any thread count (deterministic), and mostly while
-    other lanes still run rather than after the last one."""
+    """Adds the lanes' partial sums in lane order, as soon as every lane before has been
+    added: the same order for any thread count (deterministic), and mostly while other lanes
+    still run rather than after the last one.  The first lane's array becomes the total."""
 
-    def __init__(self, total: np.ndarray) -> None:
-        self.total = total
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.shape, self.dtype = shape, dtype
+        self.total: np.ndarray | None = None
         self.next_start = 0  # first image of the next lane to add
         self.waiting: dict[int, tuple[int, np.ndarray]] = {}
         self.lock = threading.Lock()
@@ -475,7 +476,14 @@ class _InOrderSum:
             self.waiting[n0] = (n1, part)
             while self.next_start in self.waiting:
                 self.next_start, ready = self.waiting.pop(self.next_start)
-                self.total += ready
+                if self.total is None:
+                    self.total = ready
+                else:
+                    self.total += ready
+
+    def result(self) -> np.ndarray:
+        """The sum (zeros if no lane ran)."""
+        return np.zeros(self.shape, self.dtype) if self.total is None else self.total
 
 
 def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
@@ -538,7 +546,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     phases, images = (x, dx) if x.ndim == 1 else (empty, x)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        dw_lane = np.zeros((k, rows + 1), dtype=dtype)
+        dw_lane = np.empty((k, rows + 1), dtype=dtype)  # overwritten by the lane
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4)
         _lane_kernels.backward_lane(

@@ -10,6 +10,8 @@ OpenBLAS) or as NumPy calls (any other BLAS).
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 import pytest
@@ -81,6 +83,41 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
         assert_close(got, want, dtype, name)
     for name, one, every in zip(("out", "dx", "dw", "db"), *results, strict=True):
         assert np.array_equal(one, every), f"{name} differs between 1 and all threads"
+
+
+class _PoisonedNumpy:
+    """NumPy, except that ``empty`` and ``empty_like`` return arrays full of NaN (all bits
+    set), as memory handed back by the allocator might be."""
+
+    def __getattr__(self, name: str):
+        return getattr(np, name)
+
+    @staticmethod
+    def empty(shape, dtype=float, **kwargs):
+        return np.full(shape, 0xFF, dtype=np.uint8).view(dtype) if np.dtype(dtype).itemsize == 1 \
+            else np.full(shape, np.nan, dtype=dtype)
+
+    @staticmethod
+    def empty_like(a, dtype=None, **kwargs):
+        return np.full_like(a, np.nan, dtype=dtype)
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["numba-lanes", "numpy-lanes"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation", "wide_below"),
+                         CASES)
+def test_every_uninitialised_buffer_is_overwritten(many_lanes, monkeypatch, rng, assert_close,
+                                                    fused, x_shape, w_shape, stride, padding,
+                                                    dilation, wide_below):
+    """Outputs, partial sums and scratch buffers come from ``np.empty``: with NaN in every one
+    of them, the results still match the naive loops."""
+    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    monkeypatch.setattr(functional, "_scratch", threading.local())  # fresh, poisoned buffers
+    args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, np.float64)
+    monkeypatch.setattr(functional, "np", _PoisonedNumpy())
+    got = run_conv(*args, stride, padding, dilation, None)
+    for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
+        assert_close(g, e, np.float64, name)
 
 
 # (x shape, w shape, stride, padding, dilation) with a column stride > 1
