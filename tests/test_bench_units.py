@@ -179,7 +179,8 @@ def test_measure_interleaved_alternates_and_pairs() -> None:
         {"a": make("a"), "b": make("b")}, repeat=3, budget_s=10.0, min_sample_s=1e-4,
         warmup={"a": True, "b": False})
     warm = ["a"] * (1 + timing.SETTLE_CALLS)
-    assert order == [*warm, "a", "b", "a", "b", "b", "a", "a", "b"]  # warm, estimates, rounds
+    # warm-up, estimates, then rounds in rotated order, each sample after an untimed call
+    assert order == [*warm, "a", "b", "a", "a", "b", "b", "b", "b", "a", "a", "a", "a", "b", "b"]
     assert len(samples["a"]) == len(samples["b"]) == 3
     assert timings["b"].warmup_s == 0.0 and timings["a"].repeats == 3
 

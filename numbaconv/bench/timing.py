@@ -140,9 +140,13 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     load during the measurement hits all of them alike, and the ratio of two callables'
     samples from the same round is far steadier than the ratio of separately measured
     medians. Before each sample, :func:`wait_for_idle_threads` lets the threads that the
-    previous callable left spinning go to sleep (unless not ``idle_wait``: for callables that
-    leave no thread spinning, timed back to back). Each callable gets an untimed warm-up
-    (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call, and a loop count
+    previous callable left spinning go to sleep, and the callable then runs once untimed: on
+    the development VM the first call after any idle moment ran up to 1 ms slower while the
+    virtual CPUs woke up (the drop-in im2col of ``pointwise``: 0.9 ms back to back, 1.9 ms
+    right after the wait), a cost that a loop never pays.  Without ``idle_wait`` (callables
+    that leave no thread spinning) the samples run back to back. Each callable gets an
+    untimed warm-up (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call,
+    and a loop count
     ``number`` making one sample last ``min_sample_s``. The number of rounds is at most
     ``repeat`` and fits ``budget_s`` per callable. A callable
     whose estimate alone exceeds ``budget_s`` keeps that single sample and sits out the
@@ -182,6 +186,7 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
             fn, loops = fns[name], number[name]
             if idle_wait and len(names) > 1:
                 wait_for_idle_threads()
+                fn()  # untimed: the first call after the wait pays for waking the CPUs
             t0 = clock()
             for _ in range(loops):
                 fn()
