@@ -146,11 +146,9 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     right after the wait), a cost that a loop never pays.  Without ``idle_wait`` (callables
     that leave no thread spinning) the samples run back to back. Each callable gets an
     untimed warm-up (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call,
-    and a loop count
-    ``number`` making one sample last ``min_sample_s``. The number of rounds is at most
-    ``repeat`` and fits ``budget_s`` per callable. A callable
-    whose estimate alone exceeds ``budget_s`` keeps that single sample and sits out the
-    rounds.
+    and a loop count ``number`` making one sample last ``min_sample_s``. The number of rounds
+    is at most ``repeat`` and fits ``budget_s`` per callable. A callable whose estimate alone
+    exceeds ``budget_s`` keeps that single sample and sits out the rounds.
 
     Returns
     -------
