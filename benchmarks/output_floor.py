@@ -25,10 +25,13 @@ from numbaconv.bench.timing import measure_interleaved
 
 @njit(cache=True, parallel=True)
 def _fill(out):
+    """``out[...] = 1`` on every thread, a block of 16K elements at a time."""
     flat = out.reshape(out.size)
-    block = 4096
-    for start in prange((flat.size + block - 1) // block):
-        for k in range(start * block, min((start + 1) * block, flat.size)):
+    block = np.uint64(1 << 14)
+    size = np.uint64(flat.size)
+    for b in prange((flat.size + (1 << 14) - 1) >> 14):
+        start = np.uint64(b) * block
+        for k in range(start, min(start + block, size)):  # unsigned: vectorised, no checks
             flat[k] = 1
 
 
