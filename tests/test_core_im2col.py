@@ -73,6 +73,10 @@ CLASSIC_CASES = [
     # Stride 1 and Wo == W: the blocks im2col copies a tap's rows in one run.
     ((2, 3, 4, 6), 5, 5, 2, 1),  # kernel taller than the image
     ((1, 2, 3, 5), 5, 3, (3, 1), 1),  # more output rows than input rows
+    # Strided with Wo == ceil(W / sw), as downsample and stem, and with odd sizes.
+    ((3, 2, 8, 8), 3, 3, 1, 2),  # downsample-like
+    ((2, 2, 9, 9), 3, 3, 1, 2),  # odd: the second phase has a column less
+    ((2, 2, 7, 9), 3, 3, 1, (2, 3)),
 ]
 CLASSIC_IDS = [_hp_id(s, fh, fw, p, st) for s, fh, fw, p, st in CLASSIC_CASES]
 
