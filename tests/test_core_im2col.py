@@ -75,7 +75,7 @@ CLASSIC_CASES = [
     ((1, 2, 3, 5), 5, 3, (3, 1), 1),  # more output rows than input rows
     # Strided with Wo == ceil(W / sw), as downsample and stem, and with odd sizes.
     ((3, 2, 8, 8), 3, 3, 1, 2),  # downsample-like
-    ((2, 2, 9, 9), 3, 3, 1, 2),  # odd: the second phase has a column less
+    ((2, 2, 9, 9), 3, 3, 1, 2),  # odd sizes
     ((2, 2, 7, 9), 3, 3, 1, (2, 3)),
 ]
 CLASSIC_IDS = [_hp_id(s, fh, fw, p, st) for s, fh, fw, p, st in CLASSIC_CASES]

@@ -313,3 +313,33 @@ def test_pointwise_1x1_matches_naive(hp, dtype, rng, assert_close):
     assert np.array_equal(out2, out)
     assert all(np.array_equal(g, r) for g, r in
                zip(numbaconv.conv2d_backward(dout, cache2), (dx, dw, db), strict=True))
+
+
+@pytest.mark.parametrize(("w_shape", "stride", "padding"), [
+    pytest.param((4, 3, 3, 3), 1, 1, id="3x3"),
+    pytest.param((4, 3, 3, 3), 2, 1, id="3x3-s2"),
+    pytest.param((4, 3, 1, 1), 1, 0, id="pointwise"),
+])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_nan_and_inf_propagate_as_in_the_naive_loops(w_shape, stride, padding, dtype, rng):
+    """No fast-math: a NaN pixel and infinities of both signs in dout reach exactly the
+    outputs and gradients that the naive loops give non-finite values, with the same kind."""
+    x = rng.standard_normal((3, 3, 7, 7))
+    w = rng.standard_normal(w_shape)
+    b = rng.standard_normal(w_shape[0])
+    x[1, 2, 3, 4] = np.nan
+    out_ref = naive_conv2d_forward(x, w, b, stride, padding)
+    dout = rng.standard_normal(out_ref.shape)
+    dout[0, 1, 2, 2] = np.inf
+    dout[2, 1, 0, 1] = -np.inf
+    dout[2, 3, 1, 1] = np.inf
+    expected = [out_ref, *naive_conv2d_backward(dout, x, w, stride, padding)]
+    out, cache = numbaconv.conv2d_forward(x.astype(dtype), w.astype(dtype), b.astype(dtype),
+                                          stride, padding)
+    got = [out, *numbaconv.conv2d_backward(dout.astype(dtype), cache)]
+    for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
+        assert np.array_equal(np.isnan(g), np.isnan(e)), f"{name}: NaN in other places"
+        assert np.array_equal(np.isposinf(g), np.isposinf(e)), f"{name}: +inf in other places"
+        assert np.array_equal(np.isneginf(g), np.isneginf(e)), f"{name}: -inf in other places"
+        assert np.isnan(e).any() or np.isinf(e).any(), f"{name}: the case tests nothing"
