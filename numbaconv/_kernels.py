@@ -12,8 +12,8 @@ zeros on each side; the padding is never materialised.
 Each kernel is a function of one *work item* ``t`` (``_..._item``) plus two drivers that run
 every item: a parallel one (``prange``) and a serial one (which releases the GIL) for work too
 small to be worth waking the thread pool, or for callers that run their own threads.  Work
-items write disjoint memory: im2col fills the column rows of one kernel row (or one segment of
-the classic layout); col2im owns a block of whole *output* rows of ``dx`` and gathers every
+items write disjoint memory: im2col fills the column rows of one kernel row (or one row of the
+classic layout); col2im owns a block of whole *output* rows of ``dx`` and gathers every
 (a, b, i, j) that lands on them, in a fixed order.  So the parallel loops cannot race, and
 every output value is summed by one thread in the same order whatever the thread count:
 results are bitwise identical for any number of threads, and between the two drivers.
@@ -357,7 +357,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------
 
-_TILE = 16  # rows of a transpose tile (see transpose_batch)
+_TILE = 16  # positions per transpose tile (16: 1.5-2x faster than 32 on pointwise)
 
 
 @njit(cache=True, inline="always")

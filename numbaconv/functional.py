@@ -80,7 +80,7 @@ class ConvCache:
     layer, the backward pass uses the weights as they are when it runs.
 
     Where the Numba lanes split the images by stride phase (see :func:`_phases_size`), the
-    copy kept is that split (flat, ``phase_image_size`` elements per image), made once by the
+    copy kept is that split (flat, ``_phase_image_size`` elements per image), made once by the
     forward pass for both passes, and ``phased`` is True.
     """
 
@@ -333,7 +333,7 @@ def conv2d_forward(
     fused = use_fused_lanes()
     phased = fused and _phases_size(geom, tiling) > 0
     if phased:  # the split by stride phase is the private copy: made once, read by both passes
-        x_kept = np.empty(geom.n * phase_image_size(geom), dtype=x.dtype)
+        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
     else:
         x_kept = np.empty_like(x) if copy_x else x
     make_lane = _fused_forward_lane if fused else _python_forward_lane
@@ -363,7 +363,7 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     return forward_lane
 
 
-def phase_image_size(geom: ConvGeometry) -> int:
+def _phase_image_size(geom: ConvGeometry) -> int:
     """Elements of one image split by stride phase: ``C * sh * sw`` phases of
     ``ceil(H / sh) x ceil(W / sw)``."""
     return geom.c * geom.sh * geom.sw * -(-geom.h // geom.sh) * -(-geom.w // geom.sw)
@@ -383,21 +383,21 @@ def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> 
             or not (long_rows or one_run)
             or geom.sh > geom.h or geom.sw > geom.w):  # else mostly empty phases (at most 4x x)
         return 0
-    return tiling.images * phase_image_size(geom)
+    return tiling.images * _phase_image_size(geom)
 
 
 def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     """The forward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``)."""
     dtype = x.dtype
-    no_bias = np.empty(0, dtype=dtype)
-    add_bias = no_bias if bias is None or tiling.bias_row else bias
+    empty = np.empty(0, dtype=dtype)
+    add_bias = empty if bias is None or tiling.bias_row else bias
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
-    # Split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
-    phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (no_bias, x_kept)
+    # Kept split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
+    phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (empty, x_kept)
 
     def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else no_bias
+        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         wide_out = _scratch_buffer("wide", wide_size, dtype)
         seconds = np.zeros(4)
         _lane_kernels.forward_lane(
