@@ -158,6 +158,16 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
 
 
 @njit(cache=True, inline="always")
+def _phase_offset(offset, stride):
+    """``(p, o)`` with ``offset == o * stride + p`` and ``0 <= p < stride``: a tap at
+    ``offset`` reads phase ``p``, shifted by ``o`` entries."""
+    if stride == 1:  # no divisions on the common path
+        return 0, offset
+    p = offset % stride  # Python's modulo: in [0, stride)
+    return p, (offset - p) // stride
+
+
+@njit(cache=True, inline="always")
 def _phase_row(plane, py, px, row, sh, sw, hp, wp):
     """Offset of row ``row`` of phase ``(py, px)`` of ``plane`` in stride-phase split images
     (see :func:`split_by_stride_phase`)."""
@@ -178,9 +188,7 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
     neighbouring row's pixels are zeroed after it."""
     q_size = np.int64(i1 - i0) * wo
     hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
-    off_h = a * dh - ph
-    py = off_h % sh  # Python's modulo: in [0, sh)
-    oy = (off_h - py) // sh
+    py, oy = _phase_offset(a * dh - ph, sh)
     i_lo, i_hi = _valid_span(oy, 1, (h - py + sh - 1) // sh, i1)  # rows that exist
     i_lo = max(i_lo, i0)
     i_hi = max(i_hi, i_lo)
@@ -188,10 +196,10 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
     for b in range(fw):
         row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
         off_w = b * dw - pw
-        px = off_w % sw
+        px, ox = _phase_offset(off_w, sw)
         j_lo, j_hi = _valid_span(off_w, sw, w, wo)
         o_first = row * q_size + (i_lo - i0) * wo  # output row i_lo
-        s_first = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + (off_w - px) // sw
+        s_first = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + ox
         _zero(dst, row * q_size, (i_lo - i0) * wo)
         _zero(dst, o_first + n_rows * wo, (i1 - i_hi) * wo)
         if j_lo >= j_hi:
@@ -213,7 +221,9 @@ def split_by_stride_phase(x, first_plane, planes, h, w, sh, sw, out):
     """``out[k, py, px, i, j] = x[first_plane + k, i*sh + py, j*sw + px]``, phases of
     ``ceil(H / sh) x ceil(W / sw)`` (``x`` and ``out`` flat, planes of ``h * w`` in ``x``):
     a strided im2col then copies contiguous runs (:func:`_im2col_phase_taps`).  Entries past
-    a phase's end are left as they are."""
+    a phase's end are left as they are.  (A function of its own, not a direction flag on
+    :func:`merge_stride_phases`: ``x`` may be a read-only array, which Numba will not type in
+    a function that also writes it.)"""
     hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
     for k in range(np.int64(planes)):
         s0 = (first_plane + k) * h * w
@@ -306,16 +316,15 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
         i_lo = max(i_lo, i0)
         i_hi = min(i_hi, i1)
         off_h = a * dh - ph  # y = i * sh + off_h: phase row i + oy of row phase py
-        py = off_h % sh
-        oy = (off_h - py) // sh
+        py, oy = _phase_offset(off_h, sh)
         for b in range(fw):
             row = _block_row((c * fh + a) * fw + b, n, n_img, rows_alloc, batch_inner)
             off_w = b * dw - pw
-            px = off_w % sw
+            px, ox = _phase_offset(off_w, sw)
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
             s = row * q_size + (i_lo - i0) * wo + j_lo
             if phased:
-                o = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + (off_w - px) // sw
+                o = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + ox
                 for i in range(i_hi - i_lo):
                     _add(dst, o + i * wp + j_lo, 1, src, s + i * wo, j_hi - j_lo)
             else:
