@@ -81,14 +81,18 @@ class ConvCache:
 
     Where the Numba lanes split the images by stride phase (see :func:`_phases_size`), the
     copy kept is that split (flat, ``_phase_image_size`` elements per image), made once by the
-    forward pass for both passes, and ``phased`` is True.
+    forward pass for both passes: then ``phased`` is True.
     """
 
     x: np.ndarray
     w: np.ndarray
     geometry: ConvGeometry
     tiling: Tiling
-    phased: bool = False
+
+    @property
+    def phased(self) -> bool:
+        """Whether ``x`` is kept split by stride phase (flat)."""
+        return self.x.ndim == 1
 
 
 # Seconds per stage while a ``profile_stages()`` block is active, else None.
@@ -331,14 +335,14 @@ def conv2d_forward(
         w_row = w.reshape(k, rows)
 
     fused = use_fused_lanes()
-    phased = fused and _phases_size(geom, tiling) > 0
-    if phased:  # the split by stride phase is the private copy: made once, read by both passes
+    # Split by stride phase, the split is the private copy: made once, read by both passes.
+    if fused and _phases_size(geom, tiling) > 0:
         x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
     else:
         x_kept = np.empty_like(x) if copy_x else x
     make_lane = _fused_forward_lane if fused else _python_forward_lane
     run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling), geom.n, geom.multiply_adds)
-    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling, phased=phased)
+    return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
 
 
 def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
