@@ -79,6 +79,19 @@ def _gemm_call(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
               np.float64(beta), c, ldc)
 
 
+@njit(cache=True, inline="always")
+def _dw_gemm(single, transposed, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta, dw_at,
+             ld_dw):
+    """The weight-gradient product of one tile, with ``g`` (K x q) the output gradient and
+    ``cols`` (rows_ext x q) the columns: ``dw`` (K x rows_ext, row stride ``ld_dw``) =
+    g @ cols^T, or, if ``transposed``, ``dw^T`` (rows_ext x K) = cols @ g^T; plus ``beta``
+    times ``dw``."""
+    if transposed:
+        _gemm(single, True, rows_ext, k_out, q, cols_at, ldcols, g_at, ldg, beta, dw_at, ld_dw)
+    else:
+        _gemm(single, True, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta, dw_at, ld_dw)
+
+
 @njit(cache=True)
 def _tile_bounds(n0, n1, images, ho, out_rows):
     """Rows ``(m0, m1, i0, i1)``: images ``m0:m1`` and output rows ``i0:i1`` of each tile of
@@ -215,12 +228,12 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
 
 
 @njit(cache=True, nogil=True)
-def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                  images, out_rows, wide, bias_row, cols, dcols, grad, phases, dphases, profile,
-                  seconds):
-    """``dx[n0:n1]``, and ``dw_lane`` (K, R + 1) += the part of images ``n0:n1`` in
-    ``[dW_row | db]``, tile by tile.  ``dw_lane`` is overwritten: its first product has
-    ``beta = 0``.
+def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, fh, fw, sh, sw, ph,
+                  pw, dh, dw, ho, wo, images, out_rows, wide, bias_row, cols, dcols, grad,
+                  phases, dphases, profile, seconds):
+    """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` in ``[dW_row | db]``
+    (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by tile.  ``dw_lane``
+    is overwritten: its first product has ``beta = 0``.
 
     A non-empty ``phases`` holds the forward input split by stride phase (see
     :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
@@ -237,9 +250,12 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
     x_at, dx_at = x.ctypes.data, dx.ctypes.data
     cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
     tiles = _tile_bounds(n0, n1, images, ho, out_rows)
-    if pointwise:  # db, the last column, is summed outside the products
+    # db, the gradient of the row of ones, is dw_lane's last column (or row, transposed)
+    db_at, db_step = (rows * k_out, 1) if dw_transposed else (rows, rows + 1)
+    ld_dw = k_out if dw_transposed else rows + 1
+    if pointwise:  # db is summed outside the products
         for k in range(k_out):
-            dw_flat[k * (rows + 1) + rows] = 0
+            dw_flat[db_at + k * db_step] = 0
     beta = 0.0  # the lane's first product of dw overwrites it, the others add
     for tile in range(tiles.shape[0]):
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
@@ -256,8 +272,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                     o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
                     for j in range(q):
                         grad[p + j] = dout_flat[o + j]
-            _gemm(single, True, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, beta, dw_at,
-                  rows + 1)
+            _dw_gemm(single, dw_transposed, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, beta,
+                     dw_at, ld_dw)
             beta = 1.0
             _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
                   mq)
@@ -268,8 +284,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                     b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                 else:
                     b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
-                _gemm(single, True, k_out, rows_ext, q, g_at, q_all, b_at, ldb, beta, dw_at,
-                      rows + 1)
+                _dw_gemm(single, dw_transposed, k_out, rows_ext, q, g_at, q_all, b_at, ldb, beta,
+                         dw_at, ld_dw)
                 beta = 1.0
                 if pointwise:  # the column gradient is the input gradient
                     _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
@@ -277,7 +293,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, n0, n1, fh, fw, sh, sw, ph, pw, 
                     # No row of ones: db is summed here, while the image's dout is cached.
                     t3 = _now(profile, clock)
                     for k in range(k_out):
-                        dw_flat[k * (rows + 1) + rows] += _sum(
+                        dw_flat[db_at + k * db_step] += _sum(
                             dout_flat, (m * k_out + k) * q_all + i0 * wo, q)
                     t4 = _now(profile, clock)
                     if profile:

@@ -85,6 +85,23 @@ def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, a
         assert np.array_equal(one, every), f"{name} differs between 1 and all threads"
 
 
+@pytest.mark.parametrize("transposed", [True, False], ids=["dw-transposed", "dw-k-rows"])
+@pytest.mark.parametrize("workspace", [1, None], ids=["tiles-of-rows", "tiles-of-images"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "dilation", "wide_below"),
+                         CASES)
+def test_both_weight_gradient_layouts_match_naive(many_lanes, monkeypatch, rng, assert_close,
+                                                  transposed, workspace, x_shape, w_shape,
+                                                  stride, padding, dilation, wide_below):
+    """The Numba lanes compute the weight gradient as (K, R + 1) or transposed, by dtype and
+    layer (``functional._dw_transposed``): both layouts, in float64, against the naive loops."""
+    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(functional, "_dw_transposed", lambda dtype, tiling: transposed)
+    args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, np.float64)
+    got = run_conv(*args, stride, padding, dilation, workspace)
+    for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
+        assert_close(g, e, np.float64, name)
+
+
 class _PoisonedNumpy:
     """NumPy, except that ``empty`` and ``empty_like`` return arrays full of NaN (all bits
     set), as memory handed back by the allocator might be."""
