@@ -32,6 +32,9 @@ from numba import njit, prange
 
 # Below this many output elements a kernel runs serially (see ``run``).
 SERIAL_BELOW = 1 << 15
+# Elements of the buffer in which col2im_classic sums a block of image rows batch last
+# (64 KiB of float32: it stays in the core's L2 cache until written out).
+_BUFFER_ELEMENTS = 1 << 14
 # col2im work items cover about this many elements of dx (whole rows of one plane).
 _ROW_BLOCK = 1024
 
@@ -468,14 +471,14 @@ def im2col_classic_serial(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
 
 
 @njit(cache=True, inline="always")
-def _col2im_classic_item(src, dst, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Row ``t = c * H + y`` of the batch-last gradient (C, H, W, N), in every image."""
+def _col2im_classic_item(src, buf, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Row ``t = c * H + y`` of the gradient in every image, batch last (W, N), where the
+    classic layout's runs are contiguous, into ``buf[:W*N]``."""
     taps = np.int64(fh) * fw
     row_len = np.int64(ho) * wo * n_img
     c = t // h
     y = t - c * h
-    o = t * w * n_img
-    _zero(dst, o, w * n_img)
+    _zero(buf, 0, w * n_img)
     for a in range(fh):
         num = y + ph - a * dh
         if num < 0:
@@ -490,30 +493,55 @@ def _col2im_classic_item(src, dst, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
             s_row = (c * taps + a * fw + b) * row_len + i * wo * n_img
             if sw == 1:
-                _add(dst, o + (j_lo + off_w) * n_img, 1, src, s_row + j_lo * n_img,
+                _add(buf, (j_lo + off_w) * n_img, 1, src, s_row + j_lo * n_img,
                      (j_hi - j_lo) * n_img)
             else:
                 for j in range(j_lo, j_hi):
-                    _add(dst, o + (j * sw + off_w) * n_img, 1, src, s_row + j * n_img, n_img)
+                    _add(buf, (j * sw + off_w) * n_img, 1, src, s_row + j * n_img, n_img)
+
+
+@njit(cache=True, inline="always")
+def _col2im_classic_block(src, dst, buf, block, rows_per_block, rows, n_img, h, w, fh, fw, sh,
+                          sw, ph, pw, dh, dw, ho, wo):
+    """Rows ``block * rows_per_block ...`` of the images (a row is ``t = c * H + y``), summed
+    batch last in ``buf``, then written to ``dst`` (flat (N, C, H, W)): in every image, these
+    rows are one contiguous run."""
+    first = block * rows_per_block
+    count = min(rows_per_block, rows - first)
+    row = np.int64(w) * n_img
+    for r in range(count):
+        _col2im_classic_item(src, buf[r * row:], first + r, n_img, h, w, fh, fw, sh, sw, ph,
+                             pw, dh, dw, ho, wo)
+    # Written out as the batch-last transpose does it: the source of a tile stays in L1.
+    size = count * w
+    for m0 in range(0, size, _TILE):
+        for n in range(n_img):
+            _copy(dst, n * rows * w + first * w + m0, 1, buf, m0 * n_img + n, n_img,
+                  min(_TILE, size - m0))
 
 
 @njit(cache=True, parallel=True)
-def col2im_classic(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
-    """Overwrite ``dxt`` (shape (C, H, W, N), batch last) with the adjoint of
-    :func:`im2col_classic` applied to ``cols``; :func:`transpose_batch` then gives (N, C, H, W).
-    """
-    n_ch, h, w, n_img = dxt.shape
-    src, dst = cols.reshape(cols.size), dxt.reshape(dxt.size)
-    for item in prange(n_ch * h):
-        _col2im_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
-                             dh, dw, ho, wo)
+def col2im_classic(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
+    """Overwrite ``dx`` (N, C, H, W) with the adjoint of :func:`im2col_classic` applied to
+    ``cols``, a block of image rows at a time (see :func:`_col2im_classic_block`)."""
+    n_img, n_ch, h, w = dx.shape
+    src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
+    rows = np.int64(n_ch) * h
+    per_block = max(1, _BUFFER_ELEMENTS // (np.int64(w) * n_img))
+    for block in prange((rows + per_block - 1) // per_block):
+        buf = np.empty(per_block * w * n_img, dtype=dx.dtype)
+        _col2im_classic_block(src, dst, buf, np.int64(block), per_block, rows, n_img, h, w, fh,
+                              fw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, nogil=True)
-def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dxt):
+def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     """Serial driver of :func:`col2im_classic`."""
-    n_ch, h, w, n_img = dxt.shape
-    src, dst = cols.reshape(cols.size), dxt.reshape(dxt.size)
-    for item in range(n_ch * h):
-        _col2im_classic_item(src, dst, np.int64(item), n_img, h, w, fh, fw, sh, sw, ph, pw,
-                             dh, dw, ho, wo)
+    n_img, n_ch, h, w = dx.shape
+    src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
+    rows = np.int64(n_ch) * h
+    per_block = max(1, _BUFFER_ELEMENTS // (np.int64(w) * n_img))
+    buf = np.empty(per_block * w * n_img, dtype=dx.dtype)
+    for block in range((rows + per_block - 1) // per_block):
+        _col2im_classic_block(src, dst, buf, block, per_block, rows, n_img, h, w, fh, fw, sh, sw,
+                              ph, pw, dh, dw, ho, wo)

@@ -114,11 +114,9 @@ def col2im_indices(
     if x.size:
         k = _kernels
         if geom.is_pointwise:  # every pixel is one column entry: only the transpose remains
-            xt = cols
+            k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
+                  cols.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
         else:
-            xt = np.empty((geom.c, geom.h, geom.w, geom.n), dtype=cols.dtype)
-            k.run(k.col2im_classic, k.col2im_classic_serial, cols.size,
-                  cols, *geom.kernel_args, xt)
-        k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
-              xt.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
+            k.run(k.col2im_classic, k.col2im_classic_serial, cols.size, cols,
+                  *geom.kernel_args, x)
     return x

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import reference
+from numbaconv import _kernels, reference
 from numbaconv._validation import make_geometry
 from numbaconv.functional import col2im_blocks, im2col_blocks
 
@@ -127,6 +127,27 @@ def test_col2im_indices_matches_classic(x_shape, fh, fw, padding, stride, dtype,
                                          stride)
         assert_close(got, exact, dtype, "col2im float32")
         assert_close(expected, exact, dtype, "reference col2im float32")
+
+
+@pytest.mark.parametrize(("x_shape", "fh", "fw", "padding", "stride"), [
+    pytest.param((64, 1, 3, 300), 3, 3, 1, 1, id="one-image-row-per-buffer"),
+    pytest.param((3, 5, 37, 41), 3, 3, 1, 2, id="two-buffers-last-partial"),
+])
+def test_col2im_indices_parallel_blocks_match_serial_and_classic(x_shape, fh, fw, padding,
+                                                                 stride, rng):
+    """col2im_indices sums blocks of image rows in a buffer (``_kernels._BUFFER_ELEMENTS``):
+    the parallel driver, on sizes that take it, against the serial one (bit for bit) and
+    the classic version."""
+    x = np.zeros(x_shape)
+    cols = rng.standard_normal(reference.im2col_indices(x, fh, fw, padding, stride).shape)
+    assert cols.size >= _kernels.SERIAL_BELOW  # the parallel driver runs
+    got = numbaconv.col2im_indices(cols, x_shape, fh, fw, padding, stride)
+    geom = make_geometry(x_shape, 1, fh, fw, stride, padding, 1)
+    serial = np.empty(x_shape)
+    _kernels.col2im_classic_serial(cols, *geom.kernel_args, serial)
+    assert np.array_equal(got, serial)
+    expected = reference.col2im_indices(cols, x_shape, fh, fw, padding, stride)
+    np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
