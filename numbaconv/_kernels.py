@@ -70,6 +70,15 @@ def _zero(dst, start, count):
 
 
 @njit(cache=True, inline="always")
+def _zero_column(dst, start, step, count):
+    """``dst[start + k * step] = 0`` for ``k < count``."""
+    d0 = np.uint64(start)
+    d_inc = np.uint64(step)
+    for k in range(np.uint64(count)):
+        dst[d0 + k * d_inc] = 0
+
+
+@njit(cache=True, inline="always")
 def _copy(dst, d_start, d_step, src, s_start, s_step, count):
     """``dst[d_start + k * d_step] = src[s_start + k * s_step]`` for ``k < count``."""
     d0 = np.uint64(d_start)
@@ -213,10 +222,12 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
         for k in range(0, n_rows, max(run, 1)):
             _copy(dst, o_first + k * wo + j_lo, 1, src, s_first + k * wp + j_lo, 1,
                   (run - 1) * wo + j_hi - j_lo)
-        if j_lo > 0 or j_hi < wo:  # the padding columns (and what one run put there)
-            for k in range(n_rows):
-                _zero(dst, o_first + k * wo, j_lo)
-                _zero(dst, o_first + k * wo + j_hi, wo - j_hi)
+        # The padding columns (and what one run put there), column by column: they are
+        # few, and the rows many and short.
+        for j in range(j_lo):
+            _zero_column(dst, o_first + j, wo, n_rows)
+        for j in range(j_hi, wo):
+            _zero_column(dst, o_first + j, wo, n_rows)
 
 
 @njit(cache=True)
