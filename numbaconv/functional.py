@@ -537,9 +537,9 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
 
 def _dw_transposed(dtype: np.dtype, tiling: Tiling) -> bool:
     """Whether the Numba lanes compute the weight gradient transposed, (R + 1, K), rather
-    than (K, R + 1).  OpenBLAS's float32 products ran 2-7 % faster that way on the
-    development machine (3x3 and 7x7 layers, one thread), its float64 products and those of
-    1x1 layers 1-5 % slower."""
+    than (K, R + 1).  On the development machine OpenBLAS ran the float32 products 2-7 %
+    faster that way (3x3 and 7x7 layers, one thread, the products alone), and its float64
+    products and those of 1x1 layers 1-5 % slower."""
     return dtype == np.float32 and tiling.bias_row
 
 
@@ -558,20 +558,19 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     phases, images = (x, dx) if x.ndim == 1 else (empty, x)
 
     transposed = _dw_transposed(dtype, tiling)
+    dw_shape = (rows + 1, k) if transposed else (k, rows + 1)
 
     def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        # Overwritten by the lane.
-        dw_lane = np.empty((rows + 1, k) if transposed else (k, rows + 1), dtype=dtype)
+        dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4)
         _lane_kernels.backward_lane(
             images, dout3, w_col, dx, dw_lane, transposed, n0, n1, *geom.kernel_args,
-            tiling.images,
-            tiling.out_rows, tiling.wide, tiling.bias_row, cols,
+            tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             phases, _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None,
             seconds)
         _add_stage_seconds(seconds)
-        return dw_lane.T if transposed else dw_lane
+        return dw_lane.T if transposed else dw_lane  # (K, R + 1) either way
 
     return backward_lane
