@@ -343,6 +343,10 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
                     _add(dst, o + i * wp + j_lo, 1, src, s + i * wo, j_hi - j_lo)
             else:
                 o = o_plane + (i_lo * sh + off_h) * w + off_w + j_lo * sw
+                if sh == 1 and sw == 1 and wo == w and j_lo == 0 and j_hi == wo:
+                    # Whole rows, contiguous in dx and in the columns: one run.
+                    _add(dst, o, 1, src, s, max(i_hi - i_lo, 0) * wo)
+                    continue
                 for i in range(i_hi - i_lo):
                     _add(dst, o + i * sh * w, sw, src, s + i * wo, j_hi - j_lo)
 

@@ -31,6 +31,8 @@ CASES = [
     pytest.param((9, 2, 7, 9), (3, 2, 2, 3), 1, 2, 2, 256, id="N9-p2-d2"),
     pytest.param((2, 3, 6, 7), (4, 3, 5, 3), 1, (2, 1), 1, 256, id="N2-same-5x3"),
     pytest.param((3, 2, 9, 8), (3, 2, 3, 3), (2, 1), 1, 1, 256, id="N3-s2x1-same-width"),
+    # Rows so long that col2im covers an image in several blocks of rows (_kernels._ROW_BLOCK)
+    pytest.param((2, 2, 6, 300), (3, 2, 3, 3), 1, 1, 1, 256, id="N2-blocks-of-rows"),
 ]
 
 
