@@ -7,7 +7,7 @@ C-contiguous float32/float64 arrays and sizes that fit comfortably in int64.
 from __future__ import annotations
 
 import operator
-from typing import NamedTuple
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -86,6 +86,9 @@ def as_float_array(name: str, value: object, dtype: np.dtype | None = None) -> n
     Integer, bool, complex and other dtypes are a TypeError; there is no silent cast to float.
     If ``dtype`` is given, floating input of another precision is converted to it.
     """
+    if type(value) is np.ndarray and value.flags.c_contiguous and (
+            value.dtype in SUPPORTED_DTYPES if dtype is None else value.dtype == dtype):
+        return value  # the common case, first: nothing to check or convert
     if not isinstance(value, np.ndarray):
         if isinstance(value, (list, tuple)) or np.isscalar(value):
             value = np.asarray(value)
@@ -140,11 +143,12 @@ def check_count(name: str, value: int) -> None:
             f"{name} = {value} is too large: sizes would overflow int64 indexing")
 
 
-class ConvGeometry(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class ConvGeometry:
     """Sizes and hyperparameters of one 2-D convolution, all validated Python ints.
 
-    (A named tuple: it is built on every call, and is about 4x cheaper to make than a frozen
-    dataclass.)
+    The derived sizes are computed once, when the geometry is made: :func:`make_geometry`
+    remembers geometries, so a layer's calls read them as plain attributes.
     """
 
     n: int
@@ -162,44 +166,45 @@ class ConvGeometry(NamedTuple):
     dw: int
     ho: int
     wo: int
+    rows: int = field(init=False)  # rows of a column matrix: C * fh * fw
+    positions: int = field(init=False)  # output positions per image: Ho * Wo
+    multiply_adds: int = field(init=False)  # of the forward product: N * K * rows * positions
+    kernel_args: tuple[int, ...] = field(init=False)  # trailing scalars of every kernel
+    is_pointwise: bool = field(init=False)  # 1x1, stride 1, no padding: columns are x itself
+    x_shape: tuple[int, int, int, int] = field(init=False)
+    out_shape: tuple[int, int, int, int] = field(init=False)
+    w_shape: tuple[int, int, int, int] = field(init=False)
 
-    @property
-    def rows(self) -> int:
-        """Rows of a column matrix: ``C * fh * fw``."""
-        return self.c * self.fh * self.fw
+    def __post_init__(self) -> None:
+        derived = {
+            "rows": self.c * self.fh * self.fw,
+            "positions": self.ho * self.wo,
+            "kernel_args": (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw, self.dh,
+                            self.dw, self.ho, self.wo),
+            "is_pointwise": (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw)
+            == (1, 1, 1, 1, 0, 0),
+            "x_shape": (self.n, self.c, self.h, self.w),
+            "out_shape": (self.n, self.k, self.ho, self.wo),
+            "w_shape": (self.k, self.c, self.fh, self.fw),
+        }
+        derived["multiply_adds"] = self.n * self.k * derived["rows"] * derived["positions"]
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: the dataclass way to initialise
 
-    @property
-    def positions(self) -> int:
-        """Output positions per image: ``Ho * Wo``."""
-        return self.ho * self.wo
 
-    @property
-    def multiply_adds(self) -> int:
-        """Multiply-adds of the forward product: ``N * K * C*fh*fw * Ho*Wo``."""
-        return self.n * self.k * self.rows * self.positions
+# Geometries already validated, by their arguments: a layer calls with the same ones again
+# and again, and validating takes about as long as the col2im of a small layer.
+_known_geometries: dict[tuple, ConvGeometry] = {}
+_KNOWN_GEOMETRIES_MAX = 1024
 
-    @property
-    def kernel_args(self) -> tuple[int, ...]:
-        """The trailing scalar arguments that every kernel takes, in kernel order."""
-        return (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw, self.dh, self.dw,
-                self.ho, self.wo)
 
-    @property
-    def is_pointwise(self) -> bool:
-        """A 1x1 kernel with stride 1 and no padding: the columns are the input itself."""
-        return (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw) == (1, 1, 1, 1, 0, 0)
-
-    @property
-    def x_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.c, self.h, self.w)
-
-    @property
-    def out_shape(self) -> tuple[int, int, int, int]:
-        return (self.n, self.k, self.ho, self.wo)
-
-    @property
-    def w_shape(self) -> tuple[int, int, int, int]:
-        return (self.k, self.c, self.fh, self.fw)
+def _is_plain_pair(value: object) -> bool:
+    """An int or a tuple of two ints (not bools, which compare equal to ints): arguments that
+    can be looked up in ``_known_geometries`` without changing what is accepted."""
+    if type(value) is int:
+        return True
+    return (type(value) is tuple and len(value) == 2
+            and type(value[0]) is int and type(value[1]) is int)
 
 
 def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
@@ -207,8 +212,27 @@ def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
                   op: str = "conv2d") -> ConvGeometry:
     """Validate hyperparameters against an input shape and compute the output size.
 
-    Output size follows the floor rule ``(H + 2P - D*(F-1) - 1) // S + 1``.
+    Output size follows the floor rule ``(H + 2P - D*(F-1) - 1) // S + 1``.  Valid
+    geometries are remembered (errors are not), so repeated calls skip the checks.
     """
+    key = None
+    if (type(x_shape) is tuple and _is_plain_pair(stride) and _is_plain_pair(padding)
+            and _is_plain_pair(dilation)):
+        key = (x_shape, k, fh, fw, stride, padding, dilation, op)
+        known = _known_geometries.get(key)
+        if known is not None:
+            return known
+    geom = _check_geometry(x_shape, k, fh, fw, stride, padding, dilation, op)
+    if key is not None:
+        if len(_known_geometries) >= _KNOWN_GEOMETRIES_MAX:
+            _known_geometries.clear()
+        _known_geometries[key] = geom
+    return geom
+
+
+def _check_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
+                    stride: object, padding: object, dilation: object,
+                    op: str) -> ConvGeometry:
     sh, sw = as_pair("stride", stride, 1)
     ph, pw = as_pair("padding", padding, 0)
     dh, dw = as_pair("dilation", dilation, 1)

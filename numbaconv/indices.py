@@ -20,6 +20,8 @@ from numbaconv._validation import (
     make_geometry,
 )
 
+_FOUR_INTS = (int, int, int, int)
+
 
 def im2col_indices(
     x: np.ndarray,
@@ -97,9 +99,12 @@ def col2im_indices(
     """
     cols = as_float_array("cols", cols)
     check_ndim("cols", cols, 2, "(C*field_height*field_width, Ho*Wo*N)", "col2im_indices")
-    if not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
+    if type(x_shape) is tuple and tuple(map(type, x_shape)) == _FOUR_INTS:
+        shape = x_shape  # the common case, first: nothing to convert
+    elif not isinstance(x_shape, (tuple, list)) or len(x_shape) != 4:
         raise ValueError(f"x_shape must be a tuple (N, C, H, W) of 4 ints, got {x_shape!r}")
-    shape = tuple(as_int("x_shape", s) for s in x_shape)
+    else:
+        shape = tuple(as_int("x_shape", s) for s in x_shape)
     if min(shape) < 0:
         raise ValueError(f"x_shape must not have negative sizes, got {x_shape!r}")
     fh = as_positive_int("field_height", field_height)

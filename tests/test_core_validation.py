@@ -396,3 +396,39 @@ def test_fuzz_col2im_x_shape_only_raises_value_or_type_error(shape):
         numbaconv.col2im_indices(COLS, tuple(shape))
     except (ValueError, TypeError) as err:
         assert type(err) in (ValueError, TypeError)
+
+
+# --------------------------------------------------------------------------------------------
+# Valid geometries are remembered: that must not change what is accepted or rejected.
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad", [True, (True, 1), 1.0, (1, 1.0), "1", None],
+                         ids=["bool", "bool-pair", "float", "float-pair", "str", "none"])
+def test_remembered_geometry_still_rejects_values_equal_to_a_valid_one(bad):
+    numbaconv.conv2d_forward(X, W, None, 1, 1, 1)  # remembered with stride = padding = 1
+    numbaconv.conv2d_forward(X, W, None, (1, 1), (1, 1), (1, 1))
+    for kwargs in ({"stride": bad}, {"padding": bad}, {"dilation": bad}):
+        args = {"stride": 1, "padding": 1, "dilation": 1, **kwargs}
+        with pytest.raises(TypeError, match=next(iter(kwargs))):
+            numbaconv.conv2d_forward(X, W, None, **args)
+    numbaconv.col2im_indices(COLS, X.shape, 3, 3, 1, 1)
+    with pytest.raises(TypeError, match="x_shape"):
+        numbaconv.col2im_indices(COLS, (2.0, 3, 5, 6), 3, 3, 1, 1)
+    with pytest.raises(TypeError, match="x_shape"):
+        numbaconv.col2im_indices(COLS, (True, 3, 5, 6), 3, 3, 1, 1)
+
+
+def test_remembered_geometries_are_bounded_and_give_the_same_results():
+    from numbaconv import _validation
+
+    x = RNG.standard_normal((1, 1, 4, 5))
+    w = RNG.standard_normal((1, 1, 2, 2))
+    first, _ = numbaconv.conv2d_forward(x, w, None, 1, 1)
+    for n in range(1, _validation._KNOWN_GEOMETRIES_MAX + 10):
+        _validation.make_geometry((n, 1, 4, 5), 1, 2, 2, 1, 1, 1)
+        assert len(_validation._known_geometries) <= _validation._KNOWN_GEOMETRIES_MAX
+    again, _ = numbaconv.conv2d_forward(x, w, None, 1, 1)
+    assert np.array_equal(first, again)
+    # numpy integers are accepted as before, and give the geometry the plain ints give
+    via_numpy, _ = numbaconv.conv2d_forward(x, w, None, np.int64(1), np.int64(1))
+    assert np.array_equal(first, via_numpy)
