@@ -106,6 +106,8 @@ def as_float_array(name: str, value: object, dtype: np.dtype | None = None) -> n
 
 def as_positive_int(name: str, value: object) -> int:
     """``value`` as a Python int ``>= 1``."""
+    if type(value) is int and 1 <= value < MAX_SIZE:  # the common case, first
+        return value
     result = as_int(name, value)
     if result < 1:
         raise ValueError(f"{name} must be a positive int, got {result}")
@@ -198,11 +200,8 @@ _known_geometries: dict[tuple, ConvGeometry] = {}
 _KNOWN_GEOMETRIES_MAX = 1024
 
 
-def _is_plain_pair(value: object) -> bool:
-    """An int or a tuple of two ints (not bools, which compare equal to ints): arguments that
-    can be looked up in ``_known_geometries`` without changing what is accepted."""
-    if type(value) is int:
-        return True
+def _is_int_pair(value: object) -> bool:
+    """A tuple of two ints (not bools or floats, which compare equal to ints)."""
     return (type(value) is tuple and len(value) == 2
             and type(value[0]) is int and type(value[1]) is int)
 
@@ -216,8 +215,11 @@ def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
     geometries are remembered (errors are not), so repeated calls skip the checks.
     """
     key = None
-    if (type(x_shape) is tuple and _is_plain_pair(stride) and _is_plain_pair(padding)
-            and _is_plain_pair(dilation)):
+    # Only ints and pairs of ints are looked up: a bool or a float equal to a valid int
+    # would find its geometry, yet must be rejected.
+    if (type(x_shape) is tuple and (type(stride) is int or _is_int_pair(stride))
+            and (type(padding) is int or _is_int_pair(padding))
+            and (type(dilation) is int or _is_int_pair(dilation))):
         key = (x_shape, k, fh, fw, stride, padding, dilation, op)
         known = _known_geometries.get(key)
         if known is not None:
