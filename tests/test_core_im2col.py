@@ -268,3 +268,26 @@ def test_full_size_resnet_stem_dropins(rng):
     exact = reference.col2im_indices(dcols.astype(np.float64), x.shape, 7, 7, 3, 2)
     scale = np.abs(exact).max()
     assert np.abs(got - exact).max() <= 1e-5 * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("sh", [1, 2, 3], ids=lambda s: f"sh{s}")
+@pytest.mark.parametrize("sw", [1, 2, 3], ids=lambda s: f"sw{s}")
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (2, 7), (5, 6), (7, 32), (8, 3)],
+                         ids=lambda v: str(v))
+def test_split_by_stride_phase_and_merge_back(rng, dtype, sh, sw, h, w):
+    """The phase split is NumPy's strided slicing, planes after ``first_plane`` only, and the
+    merge puts every pixel back (odd widths: the even phase is one column longer)."""
+    planes = 3
+    x = rng.standard_normal((planes + 1, h, w)).astype(dtype)
+    hp, wp = -(-h // sh), -(-w // sw)
+    phases = np.full(planes * sh * sw * hp * wp, np.nan, dtype=dtype)
+    _kernels.split_by_stride_phase(x.reshape(-1), 1, planes, h, w, sh, sw, phases)
+    split = phases.reshape(planes, sh, sw, hp, wp)
+    for k, py, px in np.ndindex(planes, sh, sw):
+        expected = x[1 + k, py::sh, px::sw]
+        assert np.array_equal(split[k, py, px, :expected.shape[0], :expected.shape[1]],
+                              expected)
+    merged = np.zeros_like(x)
+    _kernels.merge_stride_phases(phases, 1, planes, h, w, sh, sw, merged.reshape(-1))
+    assert np.array_equal(merged[1:], x[1:]) and not merged[0].any()
