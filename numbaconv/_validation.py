@@ -195,7 +195,7 @@ class ConvGeometry:
 
 
 # Geometries already validated, by their arguments: a layer calls with the same ones again
-# and again, and validating takes about as long as the col2im of a small layer.
+# and again, and validating took a fifth of a small layer's col2im_indices call.
 _known_geometries: dict[tuple, ConvGeometry] = {}
 _KNOWN_GEOMETRIES_MAX = 1024
 
