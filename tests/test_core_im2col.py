@@ -86,6 +86,9 @@ DILATED_CASES = [case + (1,) for case in CLASSIC_CASES] + [
     ((1, 3, 8, 10), 2, 3, (0, 2), (2, 1), (3, 2)),
     ((3, 2, 7, 7), 3, 3, 2, (1, 3), (2, 1)),
     ((2, 2, 6, 6), 1, 1, 0, 1, 2),  # pointwise with dilation: still the pointwise path
+    # Strides wider than the image: the drop-in keeps only the phases that hold pixels.
+    ((2, 2, 3, 4), 2, 2, 1, (5, 9), 1),
+    ((1, 2, 5, 5), 3, 3, 4, 7, (2, 1)),
 ]
 DILATED_IDS = [_hp_id(s, fh, fw, p, st, d) for s, fh, fw, p, st, d in DILATED_CASES]
 
