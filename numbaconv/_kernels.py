@@ -474,7 +474,7 @@ def _batch_last_phases_row(src, dst, t, n_img, h, w, sh, sw):
     y = t - c * h
     py, i = y % sh, y // sh
     for px in range(phases_w):
-        d_row = (((c * phases_h + py) * phases_w + px) * hp + i) * wp * n_img
+        d_row = _phase_row(c, py, px, i, phases_h, phases_w, hp, wp) * n_img
         for n in range(n_img):
             _copy(dst, d_row + n, n_img, src, n * image + t * w + px, sw,
                   (w - px + sw - 1) // sw)
@@ -483,7 +483,7 @@ def _batch_last_phases_row(src, dst, t, n_img, h, w, sh, sw):
 @njit(cache=True, parallel=True)
 def batch_last_phases(x, sh, sw, out):
     """``x`` (N, C, H, W) to ``out`` (flat, ``phases_size`` elements): batch last and split
-    by stride phase, the layout :func:`im2col_classic_phases` reads (see
+    by stride phase, the layout :func:`im2col_classic` reads (see
     :func:`_batch_last_phases_row`).  Entries past a phase's end are left as they are."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
@@ -506,14 +506,14 @@ def phases_size(n: int, c: int, h: int, w: int, sh: int, sw: int) -> int:
 
 
 @njit(cache=True, inline="always")
-def _im2col_classic_phases_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                                wo):
-    """Row ``r = (c*fh + a)*fw + b`` of the classic columns of a strided layer, read from the
-    batch-last phases (:func:`batch_last_phases`): output row ``i`` of tap ``(a, b)`` is row
-    ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels, so it is one contiguous copy
-    of ``(j_hi - j_lo) * N`` values rather than one copy of ``N`` values per output column.
-    (A tap with no valid row or column reads nothing, so its phase may be an empty one that
-    is not stored.)"""
+def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
+    output position, ``Ho`` segments of ``Wo*N`` values, read from the input batch last and
+    split by stride phase (:func:`batch_last_phases`; with stride 1 the one phase is the
+    batch-last copy of :func:`transpose_batch`).  Output row ``i`` of the tap is row
+    ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels: one contiguous copy of
+    ``(j_hi - j_lo) * N`` values.  (A tap with no valid row or column reads nothing, so its
+    phase may be an empty one that is not stored.)"""
     taps = np.int64(fh) * fw
     c = r // taps
     a = (r - c * taps) // fw
@@ -528,98 +528,46 @@ def _im2col_classic_phases_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw
     j_lo, j_hi = _valid_span(off_w, sw, w, wo)
     _zero(dst, start, i_lo * seg)
     _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
-    phase = ((c * phases_h + py) * phases_w + px) * hp * wp
-    for i in range(i_lo, i_hi):
-        d_row = start + i * seg
-        _zero(dst, d_row, j_lo * n_img)
-        _copy(dst, d_row + j_lo * n_img, 1, src, (phase + (i + oy) * wp + j_lo + ox) * n_img,
-              1, (j_hi - j_lo) * n_img)
-        _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
-
-
-@njit(cache=True, parallel=True)
-def im2col_classic_phases(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          cols):
-    """:func:`im2col_classic` of a strided layer, from the batch-last phases of its input."""
-    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
-    for r in prange(np.int64(n_ch) * fh * fw):
-        _im2col_classic_phases_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
-                                    dh, dw, ho, wo)
-
-
-@njit(cache=True, nogil=True)
-def im2col_classic_phases_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                                 wo, cols):
-    """Serial driver of :func:`im2col_classic_phases`."""
-    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
-    for r in range(np.int64(n_ch) * fh * fw):
-        _im2col_classic_phases_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
-                                    ho, wo)
-
-
-@njit(cache=True, inline="always")
-def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Row ``r = (c*fh + a)*fw + b`` of the classic columns of a stride-1 layer (strided
-    layers: :func:`_im2col_classic_phases_item`): tap (a, b) of plane c at every output
-    position, ``Ho`` segments of ``Wo*N`` values."""
-    taps = np.int64(fh) * fw
-    c = r // taps
-    a = (r - c * taps) // fw
-    b = r - c * taps - a * fw
-    seg = np.int64(wo) * n_img
-    start = r * ho * seg
-    off_h, off_w = a * dh - ph, b * dw - pw
-    i_lo, i_hi = _valid_span(off_h, sh, h, ho)
-    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-    _zero(dst, start, i_lo * seg)
-    _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
     if i_lo == i_hi or j_lo == j_hi:
         _zero(dst, start + i_lo * seg, (i_hi - i_lo) * seg)
         return
-    plane = c * h * w * n_img
-    if wo == w:
-        # Position (i, j) reads pixel (i + off_h, j + off_w): for every valid row that is one
-        # shift of the whole plane, so copy the run from the first to the last valid value,
-        # then zero the entries of the padding columns, which the run filled from the rows'
-        # neighbours.
-        first, last = i_lo * wo + j_lo, (i_hi - 1) * wo + j_hi
-        _copy(dst, start + first * n_img, 1, src, plane + (first + off_h * w + off_w) * n_img,
-              1, (last - first) * n_img)
+    s_first = (_phase_row(c, py, px, i_lo + oy, phases_h, phases_w, hp, wp) + j_lo + ox) * n_img
+    if wo == wp:
+        # The tap's output rows are consecutive rows of its phase, as long: copy the run from
+        # the first valid value to the last, then zero the entries of the padding columns,
+        # which the run filled from the rows' neighbours.
+        _copy(dst, start + i_lo * seg + j_lo * n_img, 1, src, s_first, 1,
+              (i_hi - i_lo - 1) * seg + (j_hi - j_lo) * n_img)
         for i in range(i_lo, i_hi):
             _zero(dst, start + i * seg, j_lo * n_img)
             _zero(dst, start + i * seg + j_hi * n_img, (wo - j_hi) * n_img)
         return
     for i in range(i_lo, i_hi):
         d_row = start + i * seg
-        s_row = plane + ((i + off_h) * w + off_w) * n_img
         _zero(dst, d_row, j_lo * n_img)
-        _copy(dst, d_row + j_lo * n_img, 1, src, s_row + j_lo * n_img, 1, (j_hi - j_lo) * n_img)
+        _copy(dst, d_row + j_lo * n_img, 1, src, s_first + (i - i_lo) * wp * n_img, 1,
+              (j_hi - j_lo) * n_img)
         _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
 
 
 @njit(cache=True, parallel=True)
-def im2col_classic(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+def im2col_classic(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
-    for a stride-1 layer (strided ones: :func:`im2col_classic_phases`).
-
-    ``xt`` is the input with the batch axis last, shape (C, H, W, N) (see
-    :func:`transpose_batch`), so that the runs of the classic layout are contiguous copies.
-    """
-    n_ch, h, w, n_img = xt.shape
-    src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
-    for r in prange(n_ch * fh * fw):
-        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
-                             dh, dw, ho, wo)
+    from ``phases``, the (N, C, H, W) input batch last and split by stride phase, so that
+    every run of the classic layout is a contiguous copy (see :func:`_im2col_classic_item`)."""
+    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
+    for r in prange(np.int64(n_ch) * fh * fw):
+        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                             ho, wo)
 
 
 @njit(cache=True, nogil=True)
-def im2col_classic_serial(xt, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+def im2col_classic_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          cols):
     """Serial driver of :func:`im2col_classic`."""
-    n_ch, h, w, n_img = xt.shape
-    src, dst = xt.reshape(xt.size), cols.reshape(cols.size)
-    for r in range(n_ch * fh * fw):
-        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw,
-                             dh, dw, ho, wo)
+    src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
+    for r in range(np.int64(n_ch) * fh * fw):
+        _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, inline="always")

@@ -369,8 +369,8 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
 
 def _phase_image_size(geom: ConvGeometry) -> int:
     """Elements of one image split by stride phase: ``C * sh * sw`` phases of
-    ``ceil(H / sh) x ceil(W / sw)``."""
-    return geom.c * geom.sh * geom.sw * -(-geom.h // geom.sh) * -(-geom.w // geom.sw)
+    ``ceil(H / sh) x ceil(W / sw)`` (the lanes split only strides no wider than the image)."""
+    return _kernels.phases_size(1, geom.c, geom.h, geom.w, geom.sh, geom.sw)
 
 
 def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> int:
