@@ -77,6 +77,12 @@ CLASSIC_CASES = [
     ((3, 2, 8, 8), 3, 3, 1, 2),  # downsample-like
     ((2, 2, 9, 9), 3, 3, 1, 2),  # odd sizes
     ((2, 2, 7, 9), 3, 3, 1, (2, 3)),
+    # Batches of 8 or more: the batch-last copies move square blocks in vector registers
+    # (8 float32 or 4 float64 a side), and the images and positions left over one by one.
+    ((9, 2, 7, 6), 3, 3, 1, 1),
+    ((17, 3, 5, 4), 1, 1, 0, 1),  # pointwise: the transposes alone
+    ((8, 2, 9, 9), 3, 3, 1, 2),
+    ((9, 2, 5, 19), 3, 3, 1, 2),  # stride 2: blocks of 8 pixels per phase, float32 too
 ]
 CLASSIC_IDS = [_hp_id(s, fh, fw, p, st) for s, fh, fw, p, st in CLASSIC_CASES]
 
@@ -294,3 +300,56 @@ def test_split_by_stride_phase_and_merge_back(rng, dtype, sh, sw, h, w):
     merged = np.zeros_like(x)
     _kernels.merge_stride_phases(phases, 1, planes, h, w, sh, sw, merged.reshape(-1))
     assert np.array_equal(merged[1:], x[1:]) and not merged[0].any()
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+@pytest.mark.parametrize(("sh", "sw"), [(2, 2), (3, 2), (2, 3)], ids=lambda s: f"s{s}")
+@pytest.mark.parametrize("n_img", [1, 8, 9, 17], ids=lambda n: f"N{n}")
+@pytest.mark.parametrize("w", [1, 15, 16, 33], ids=lambda w: f"W{w}")
+def test_batch_last_phases_is_strided_slicing(rng, dtype, sh, sw, n_img, w):
+    """The drop-in's batch-last phase split (for stride 2 partly in vector blocks) is NumPy's
+    strided slicing moved batch last, with both drivers."""
+    h, planes = 5, 2
+    x = rng.standard_normal((n_img, planes, h, w)).astype(dtype)
+    phases_h, phases_w, hp, wp = min(sh, h), min(sw, w), -(-h // sh), -(-w // sw)
+    for driver in (_kernels.batch_last_phases, _kernels.batch_last_phases_serial):
+        phases = np.full(_kernels.phases_size(*x.shape, sh, sw), np.nan, dtype=dtype)
+        driver(x, sh, sw, phases)
+        split = phases.reshape(planes, phases_h, phases_w, hp, wp, n_img)
+        for c, py, px in np.ndindex(planes, phases_h, phases_w):
+            expected = x[:, c, py::sh, px::sw].transpose(1, 2, 0)
+            rows, cols = expected.shape[:2]
+            assert np.array_equal(split[c, py, px, :rows, :cols], expected)
+
+
+# Bit patterns that a copy through float arithmetic could change: quiet NaNs of both signs
+# and with a payload, signed zero, infinities, the smallest subnormal.
+SPECIAL_BITS = {
+    np.float32: np.array([0x7FC00000, 0xFFC00000, 0x7FC00123, 0x80000000, 0x7F800000,
+                          0xFF800000, 0x00000001], dtype=np.uint32),
+    np.float64: np.array([0x7FF8000000000000, 0xFFF8000000000000, 0x7FF8000000000123,
+                          0x8000000000000000, 0x7FF0000000000000, 0xFFF0000000000000,
+                          0x0000000000000001], dtype=np.uint64),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+@pytest.mark.parametrize("n_img", [1, 3, 4, 8, 9, 17, 33], ids=lambda n: f"N{n}")
+@pytest.mark.parametrize("size", [1, 5, 8, 65, 300], ids=lambda m: f"M{m}")  # tiles of 256
+def test_transpose_batch_moves_every_bit(rng, dtype, n_img, size):
+    """The batch-last copy (square blocks in vector registers, the leftover images and
+    positions one by one, over several tiles) is NumPy's transpose bit for bit, both ways,
+    with both drivers."""
+    x = rng.standard_normal((n_img, size)).astype(dtype)
+    bits = SPECIAL_BITS[dtype]
+    flat = x.view(bits.dtype).reshape(-1)
+    count = min(bits.size, flat.size)
+    flat[np.linspace(0, flat.size - 1, count).astype(int)] = bits[:count]
+    for driver in (_kernels.transpose_batch, _kernels.transpose_batch_serial):
+        last = np.full((size, n_img), np.nan, dtype=dtype)
+        driver(x, last, True)
+        assert np.array_equal(last.view(bits.dtype), x.T.view(bits.dtype))
+        first = np.full((n_img, size), np.nan, dtype=dtype)
+        driver(last, first, False)
+        assert np.array_equal(first.view(bits.dtype), x.view(bits.dtype))

@@ -131,6 +131,22 @@ def test_input_layouts_give_identical_results(variant, dtype, rng):
     assert np.array_equal(got_db, ref_db)
 
 
+@pytest.mark.parametrize("variant", ["readonly", "ro-bs-strided", "negstride"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+@pytest.mark.parametrize(("fh", "padding", "stride"), [(3, 1, 1), (3, 1, 2), (1, 0, 1)],
+                         ids=["3x3-s1", "3x3-s2", "1x1"])
+def test_dropin_input_layouts_on_vector_blocks(variant, dtype, fh, padding, stride, rng):
+    """Batches of 9 and rows of 17 take the drop-ins' vector-block copies (and the leftovers
+    one by one); other layouts of the same values give the same columns and images."""
+    x = rng.standard_normal((9, 2, 5, 17)).astype(dtype)
+    cols = numbaconv.im2col_indices(x, fh, fh, padding, stride)
+    assert np.array_equal(numbaconv.im2col_indices(VARIANTS[variant](x), fh, fh, padding,
+                                                   stride), cols)
+    back = numbaconv.col2im_indices(cols, x.shape, fh, fh, padding, stride)
+    assert np.array_equal(numbaconv.col2im_indices(VARIANTS[variant](cols), x.shape, fh, fh,
+                                                   padding, stride), back)
+
+
 def test_zero_stride_broadcast_input(rng):
     """A read-only broadcast view (batch stride 0) equals the materialised copy."""
     x0, w, b = _data(rng, np.float64, n=1)
