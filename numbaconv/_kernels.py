@@ -22,7 +22,8 @@ Index arithmetic is done on ``np.int64`` values (``prange`` may hand out an unsi
 mixing unsigned with signed integers in Numba silently promotes to float).  The innermost copy
 and add loops then index with ``np.uint64`` offsets that are known to be non-negative: Numba
 cannot then emit its negative-index wraparound check, and LLVM vectorises the loops (about 3x
-faster on the development machine).
+faster on the development machine).  Transposes, which LLVM cannot vectorise, move square
+blocks through vector registers (``_simd.py``).
 """
 
 from __future__ import annotations
@@ -495,23 +496,23 @@ def _batch_last_phases_row(src, dst, t, n_img, h, w, sh, sw):
     c = t // h
     y = t - c * h
     py, i = y % sh, y // sh
-    blocks_n_end = blocks_j_end = 0  # images and pixels per phase done in blocks
+    n_blocks_end = j_blocks_end = 0  # images, and pixels per phase, done in blocks
     if sw == 2 and phases_w == 2:
         lanes = VECTOR_BYTES // src.itemsize
-        blocks_n_end = n_img - n_img % lanes
-        blocks_j_end = w // 2 - w // 2 % lanes
+        n_blocks_end = n_img - n_img % lanes
+        j_blocks_end = w // 2 - w // 2 % lanes
         even = _phase_row(c, py, 0, i, phases_h, phases_w, hp, wp) * n_img
         odd = _phase_row(c, py, 1, i, phases_h, phases_w, hp, wp) * n_img
-        for n0 in range(0, blocks_n_end, lanes):
+        for n0 in range(0, n_blocks_end, lanes):
             first = n0 * image + t * w
-            for j in range(0, blocks_j_end, lanes):
+            for j in range(0, j_blocks_end, lanes):
                 transpose_block_pairs(src, first + 2 * j, image, dst, even + j * n_img + n0,
                                       odd + j * n_img + n0, n_img)
     for px in range(phases_w):
         d_row = _phase_row(c, py, px, i, phases_h, phases_w, hp, wp) * n_img
         count = (w - px + sw - 1) // sw
         for n in range(n_img):
-            done = blocks_j_end if n < blocks_n_end else 0
+            done = j_blocks_end if n < n_blocks_end else 0
             _copy(dst, d_row + done * n_img + n, n_img, src, n * image + t * w + px + done * sw,
                   sw, count - done)
 

@@ -5,7 +5,8 @@ cycle is all a core does: the pointwise transpose ran at a third of the speed of
 :func:`transpose_block` loads a block of ``V x V`` elements (``V = 32 // itemsize``: one AVX
 register per row) as ``V`` vectors, transposes them with vector shuffles and stores ``V``
 vectors.  The shuffles are plain LLVM IR, which LLVM lowers for the machine it compiles for:
-on x86 with AVX, the unpack / shuffle / lane-permute sequence of the textbook 8 x 8 transpose.
+on x86 with AVX2, the 24 unpack and 128-bit lane-permute instructions of the textbook 8 x 8
+transpose (checked in the assembly of Numba 0.68).
 No C compiler is involved, and Numba caches the kernels that use it as usual.
 """
 
