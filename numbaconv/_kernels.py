@@ -546,8 +546,8 @@ def phases_size(n: int, c: int, h: int, w: int, sh: int, sw: int) -> int:
 def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
     output position, ``Ho`` segments of ``Wo*N`` values, read from the input batch last and
-    split by stride phase (:func:`batch_last_phases`; with stride 1 the one phase is the
-    batch-last copy of :func:`transpose_batch`).  Output row ``i`` of the tap is row
+    split by stride phase (:func:`batch_last_phases`; with stride 1 the one phase is a plane's
+    batch-last copy, see :func:`im2col_classic_by_plane`).  Output row ``i`` of the tap is row
     ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels: one contiguous copy of
     ``(j_hi - j_lo) * N`` values.  (A tap with no valid row or column reads nothing, so its
     phase may be an empty one that is not stored.)"""
@@ -605,6 +605,50 @@ def im2col_classic_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh,
     src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
     for r in range(np.int64(n_ch) * fh * fw):
         _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+@njit(cache=True, inline="always")
+def _im2col_classic_plane(src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h, w, fh, fw, ph, pw,
+                          dh, dw, ho, wo):
+    """Taps ``tap_lo ... tap_hi`` of plane ``c`` of a stride-1 layer: the plane of every image
+    goes batch last into ``buf`` (``H*W*N`` elements), from which the taps' rows are copied
+    while it is still in cache."""
+    plane = np.int64(h) * w
+    for m0 in range(0, plane, _TILE):
+        _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane, n_ch * plane,
+                        True)
+    out = dst[c * fh * fw * ho * wo * n_img:]  # the plane's rows: buf is a one-plane input
+    for tap in range(tap_lo, tap_hi):
+        _im2col_classic_item(buf, out, tap, n_img, h, w, fh, fw, 1, 1, ph, pw, dh, dw, ho, wo)
+
+
+@njit(cache=True, parallel=True)
+def im2col_classic_by_plane(x, groups, fh, fw, ph, pw, dh, dw, ho, wo, cols):
+    """:func:`im2col_classic` of a stride-1 layer from ``x`` (N, C, H, W) itself, a plane at a
+    time (:func:`_im2col_classic_plane`): no batch-last copy of the whole input goes through
+    memory.  Each plane's taps are cut into ``groups`` work items, which each make the plane's
+    batch-last copy, so that a few planes still keep every thread busy."""
+    n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    taps = np.int64(fh) * fw
+    for item in prange(np.int64(n_ch) * groups):
+        c, group = divmod(np.int64(item), groups)
+        buf = np.empty(np.int64(h) * w * n_img, dtype=x.dtype)
+        _im2col_classic_plane(src, dst, buf, c, group * taps // groups,
+                              (group + 1) * taps // groups, n_img, n_ch, h, w, fh, fw, ph, pw,
+                              dh, dw, ho, wo)
+
+
+@njit(cache=True, nogil=True)
+def im2col_classic_by_plane_serial(x, groups, fh, fw, ph, pw, dh, dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_classic_by_plane` (``groups`` is ignored: one item per
+    plane)."""
+    n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    buf = np.empty(np.int64(h) * w * n_img, dtype=x.dtype)
+    for c in range(np.int64(n_ch)):
+        _im2col_classic_plane(src, dst, buf, c, 0, np.int64(fh) * fw, n_img, n_ch, h, w, fh,
+                              fw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, inline="always")

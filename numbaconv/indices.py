@@ -8,6 +8,7 @@ rule, so shapes the classic code rejected work too.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from numbaconv import _kernels
@@ -60,18 +61,20 @@ def im2col_indices(
     if cols.size and geom.is_pointwise:  # the batch-last copy of x already is the columns
         k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
               cols.reshape(-1, geom.n), True)
+    elif cols.size and geom.sh == geom.sw == 1:
+        # A plane of every image at a time goes batch last into a buffer that stays in cache,
+        # where every run of the classic layout is one contiguous copy.  Planes are cut by taps
+        # where there are fewer planes than threads.
+        groups = -(-numba.get_num_threads() // geom.c)
+        k.run(k.im2col_classic_by_plane, k.im2col_classic_by_plane_serial, cols.size, x,
+              groups, geom.fh, geom.fw, geom.ph, geom.pw, geom.dh, geom.dw, geom.ho, geom.wo,
+              cols)
     elif cols.size:
-        # Batch last, and for a strided layer split by stride phase: every run of the classic
-        # layout is then one contiguous copy (stem: 20 % faster than one copy per output
-        # column).  Stride 1 has one phase, and the plain transpose is faster.
-        if geom.sh > 1 or geom.sw > 1:
-            phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
-            k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh, geom.sw,
-                  phases)
-        else:
-            phases = np.empty(x.size, dtype=x.dtype)
-            k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
-                  phases.reshape(-1, geom.n), True)
+        # Batch last and split by stride phase, so that every run of the classic layout is one
+        # contiguous copy (stem: 20 % faster than one copy per output column).
+        phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
+        k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh, geom.sw,
+              phases)
         k.run(k.im2col_classic, k.im2col_classic_serial, cols.size, phases, geom.n, geom.c,
               geom.h, geom.w, *geom.kernel_args, cols)
     return cols

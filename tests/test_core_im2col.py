@@ -304,6 +304,27 @@ def test_split_by_stride_phase_and_merge_back(rng, dtype, sh, sw, h, w):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
+@pytest.mark.parametrize("groups", [1, 2, 3, 12], ids=lambda g: f"groups{g}")
+@pytest.mark.parametrize(("x_shape", "fh", "fw", "padding", "dilation"), [
+    ((9, 1, 7, 17), 3, 3, (1, 1), (1, 1)),
+    ((3, 2, 5, 6), 2, 3, (2, 0), (2, 1)),
+    ((16, 3, 4, 4), 5, 5, (2, 2), (1, 1)),  # a kernel larger than the image
+], ids=["N9C1-3x3", "N3C2-2x3-dil", "N16C3-5x5"])
+def test_im2col_by_plane_any_split_of_the_taps(rng, dtype, groups, x_shape, fh, fw, padding,
+                                               dilation):
+    """Stride-1 im2col_indices works a plane at a time, each plane's taps cut into ``groups``
+    work items (more than the taps: some items write nothing): the parallel driver, whatever
+    the cut, and the serial one give the spec's layout bit for bit."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    geom = make_geometry(x_shape, 1, fh, fw, 1, padding, dilation)
+    expected = formula_cols(x, fh, fw, padding, 1, dilation)
+    for driver in (_kernels.im2col_classic_by_plane, _kernels.im2col_classic_by_plane_serial):
+        cols = np.full(expected.shape, np.nan, dtype=dtype)
+        driver(x, groups, fh, fw, geom.ph, geom.pw, geom.dh, geom.dw, geom.ho, geom.wo, cols)
+        assert np.array_equal(cols, expected)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
 @pytest.mark.parametrize(("sh", "sw"), [(2, 2), (3, 2), (2, 3)], ids=lambda s: f"s{s}")
 @pytest.mark.parametrize("n_img", [1, 8, 9, 17], ids=lambda n: f"N{n}")
 @pytest.mark.parametrize("w", [1, 15, 16, 33], ids=lambda w: f"W{w}")
