@@ -482,50 +482,52 @@ def _phase_counts(h, w, sh, sw):
 
 
 @njit(cache=True, inline="always")
-def _batch_last_phases_row(src, dst, t, n_img, h, w, sh, sw):
-    """Image row ``t = c * H + y`` of every image into the batch-last stride phases: pixel
-    ``(y, x) = (i*sh + py, j*sw + px)`` of plane ``c`` goes to
-    ``dst[(((c*SH + py)*SW + px)*Hp*Wp + i*Wp + j)*N + n]`` (``SH, SW, Hp, Wp`` from
-    :func:`_phase_counts`).
+def _batch_last_phases_row(src, plane_start, image, dst, y, n_img, h, w, sh, sw):
+    """Row ``y`` of the plane that starts at ``src[plane_start]`` in every image (images
+    ``image`` elements apart) into that plane's batch-last stride phases: pixel
+    ``(y, x) = (i*sh + py, j*sw + px)`` goes to ``dst[((py*SW + px)*Hp*Wp + i*Wp + j)*N + n]``
+    (``SW, Hp, Wp`` from :func:`_phase_counts`).
 
     For stride 2, square blocks of ``V = 32 // itemsize`` images and pixels of each phase go
     through vector registers (:func:`numbaconv._simd.transpose_block_pairs`); the images and
     pixels left over, and other strides, are copied one element at a time."""
     phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
-    image = src.size // n_img
-    c = t // h
-    y = t - c * h
     py, i = y % sh, y // sh
+    row_start = plane_start + y * w
     n_blocks_end = j_blocks_end = 0  # images, and pixels per phase, done in blocks
     if sw == 2 and phases_w == 2:
         lanes = VECTOR_BYTES // src.itemsize
         n_blocks_end = n_img - n_img % lanes
         j_blocks_end = w // 2 - w // 2 % lanes
-        even = _phase_row(c, py, 0, i, phases_h, phases_w, hp, wp) * n_img
-        odd = _phase_row(c, py, 1, i, phases_h, phases_w, hp, wp) * n_img
+        even = _phase_row(0, py, 0, i, phases_h, phases_w, hp, wp) * n_img
+        odd = _phase_row(0, py, 1, i, phases_h, phases_w, hp, wp) * n_img
         for n0 in range(0, n_blocks_end, lanes):
-            first = n0 * image + t * w
+            first = row_start + n0 * image
             for j in range(0, j_blocks_end, lanes):
                 transpose_block_pairs(src, first + 2 * j, image, dst, even + j * n_img + n0,
                                       odd + j * n_img + n0, n_img)
     for px in range(phases_w):
-        d_row = _phase_row(c, py, px, i, phases_h, phases_w, hp, wp) * n_img
+        d_row = _phase_row(0, py, px, i, phases_h, phases_w, hp, wp) * n_img
         count = (w - px + sw - 1) // sw
         for n in range(n_img):
             done = j_blocks_end if n < n_blocks_end else 0
-            _copy(dst, d_row + done * n_img + n, n_img, src, n * image + t * w + px + done * sw,
+            _copy(dst, d_row + done * n_img + n, n_img, src, row_start + n * image + px + done * sw,
                   sw, count - done)
 
 
 @njit(cache=True, parallel=True)
 def batch_last_phases(x, sh, sw, out):
     """``x`` (N, C, H, W) to ``out`` (flat, ``phases_size`` elements): batch last and split
-    by stride phase, the layout :func:`im2col_classic` reads (see
-    :func:`_batch_last_phases_row`).  Entries past a phase's end are left as they are."""
+    by stride phase, plane after plane (see :func:`_batch_last_phases_row`), the layout
+    :func:`im2col_classic_from_phases` reads.  Entries past a phase's end are left as they
+    are."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
+    plane, plane_phases = np.int64(h) * w, _plane_phases_size(n_img, h, w, sh, sw)
     for t in prange(np.int64(n_ch) * h):
-        _batch_last_phases_row(src, out, np.int64(t), n_img, h, w, sh, sw)
+        c, y = divmod(np.int64(t), h)
+        _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y, n_img,
+                               h, w, sh, sw)
 
 
 @njit(cache=True, nogil=True)
@@ -533,12 +535,16 @@ def batch_last_phases_serial(x, sh, sw, out):
     """Serial driver of :func:`batch_last_phases`."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
-    for t in range(np.int64(n_ch) * h):
-        _batch_last_phases_row(src, out, t, n_img, h, w, sh, sw)
+    plane, plane_phases = np.int64(h) * w, _plane_phases_size(n_img, h, w, sh, sw)
+    for c in range(np.int64(n_ch)):
+        for y in range(h):
+            _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y,
+                                   n_img, h, w, sh, sw)
 
 
 def phases_size(n: int, c: int, h: int, w: int, sh: int, sw: int) -> int:
-    """Elements of the batch-last stride phases of an (N, C, H, W) input: below 4x its size."""
+    """Elements of an (N, C, H, W) input split by stride phase, keeping only the phases that
+    hold pixels (:func:`_phase_counts`): below 4x its size."""
     return n * c * min(sh, h) * min(sw, w) * -(-h // sh) * -(-w // sw)
 
 
@@ -588,10 +594,11 @@ def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
 
 
 @njit(cache=True, parallel=True)
-def im2col_classic(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
-    from ``phases``, the (N, C, H, W) input batch last and split by stride phase, so that
-    every run of the classic layout is a contiguous copy (see :func:`_im2col_classic_item`)."""
+def im2col_classic_from_phases(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                               wo, cols):
+    """:func:`im2col_classic` from ``phases``, the whole input batch last and split by stride
+    phase (:func:`batch_last_phases`; for stride 1, :func:`transpose_batch`), a row of the
+    columns per work item: for planes too large for a buffer in cache."""
     src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
     for r in prange(np.int64(n_ch) * fh * fw):
         _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
@@ -599,56 +606,69 @@ def im2col_classic(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho
 
 
 @njit(cache=True, nogil=True)
-def im2col_classic_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          cols):
-    """Serial driver of :func:`im2col_classic`."""
+def im2col_classic_from_phases_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh,
+                                      dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_classic_from_phases`."""
     src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
     for r in range(np.int64(n_ch) * fh * fw):
         _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, inline="always")
-def _im2col_classic_plane(src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h, w, fh, fw, ph, pw,
-                          dh, dw, ho, wo):
-    """Taps ``tap_lo ... tap_hi`` of plane ``c`` of a stride-1 layer: the plane of every image
-    goes batch last into ``buf`` (``H*W*N`` elements), from which the taps' rows are copied
-    while it is still in cache."""
+def _im2col_classic_plane(src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h, w, fh, fw, sh, sw,
+                          ph, pw, dh, dw, ho, wo):
+    """Taps ``tap_lo ... tap_hi`` of plane ``c``: the plane of every image goes batch last into
+    ``buf`` (``phases_size(N, 1, H, W, sh, sw)`` elements), split by stride phase, and the
+    taps' rows are copied out of it while it is still in cache."""
     plane = np.int64(h) * w
-    for m0 in range(0, plane, _TILE):
-        _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane, n_ch * plane,
-                        True)
+    if sh == 1 and sw == 1:  # one phase: a transpose
+        for m0 in range(0, plane, _TILE):
+            _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane,
+                            n_ch * plane, True)
+    else:
+        for y in range(h):
+            _batch_last_phases_row(src, c * plane, n_ch * plane, buf, y, n_img, h, w, sh, sw)
     out = dst[c * fh * fw * ho * wo * n_img:]  # the plane's rows: buf is a one-plane input
     for tap in range(tap_lo, tap_hi):
-        _im2col_classic_item(buf, out, tap, n_img, h, w, fh, fw, 1, 1, ph, pw, dh, dw, ho, wo)
+        _im2col_classic_item(buf, out, tap, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, parallel=True)
-def im2col_classic_by_plane(x, groups, fh, fw, ph, pw, dh, dw, ho, wo, cols):
-    """:func:`im2col_classic` of a stride-1 layer from ``x`` (N, C, H, W) itself, a plane at a
-    time (:func:`_im2col_classic_plane`): no batch-last copy of the whole input goes through
-    memory.  Each plane's taps are cut into ``groups`` work items, which each make the plane's
-    batch-last copy, so that a few planes still keep every thread busy."""
+def im2col_classic(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
+    from ``x`` (N, C, H, W), a plane at a time (:func:`_im2col_classic_plane`): every run of
+    the classic layout is a contiguous copy from a buffer in cache, and no batch-last copy of
+    the whole input goes through memory.  Each plane's taps are cut into ``groups`` work
+    items, which each make the plane's batch-last copy, so that a few planes still keep
+    every thread busy."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     taps = np.int64(fh) * fw
+    buf_size = _plane_phases_size(n_img, h, w, sh, sw)
     for item in prange(np.int64(n_ch) * groups):
         c, group = divmod(np.int64(item), groups)
-        buf = np.empty(np.int64(h) * w * n_img, dtype=x.dtype)
+        buf = np.empty(buf_size, dtype=x.dtype)
         _im2col_classic_plane(src, dst, buf, c, group * taps // groups,
-                              (group + 1) * taps // groups, n_img, n_ch, h, w, fh, fw, ph, pw,
-                              dh, dw, ho, wo)
+                              (group + 1) * taps // groups, n_img, n_ch, h, w, fh, fw, sh, sw,
+                              ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, nogil=True)
-def im2col_classic_by_plane_serial(x, groups, fh, fw, ph, pw, dh, dw, ho, wo, cols):
-    """Serial driver of :func:`im2col_classic_by_plane` (``groups`` is ignored: one item per
-    plane)."""
+def im2col_classic_serial(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_classic` (``groups`` is ignored: one item per plane)."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    buf = np.empty(np.int64(h) * w * n_img, dtype=x.dtype)
+    buf = np.empty(_plane_phases_size(n_img, h, w, sh, sw), dtype=x.dtype)
     for c in range(np.int64(n_ch)):
         _im2col_classic_plane(src, dst, buf, c, 0, np.int64(fh) * fw, n_img, n_ch, h, w, fh,
-                              fw, ph, pw, dh, dw, ho, wo)
+                              fw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
+@njit(cache=True, inline="always")
+def _plane_phases_size(n_img, h, w, sh, sw):
+    """Elements of one plane of every image, batch last and split by stride phase."""
+    phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
+    return np.int64(n_img) * phases_h * phases_w * hp * wp
 
 
 @njit(cache=True, inline="always")

@@ -22,6 +22,9 @@ from numbaconv._validation import (
 )
 
 _FOUR_INTS = (int, int, int, int)
+# im2col_indices moves the input batch last a plane at a time, in a buffer that stays in cache,
+# while one plane of every image takes at most this many bytes (a core's L2 cache or so).
+_PLANE_BYTES = 1 << 20
 
 
 def im2col_indices(
@@ -61,22 +64,23 @@ def im2col_indices(
     if cols.size and geom.is_pointwise:  # the batch-last copy of x already is the columns
         k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
               cols.reshape(-1, geom.n), True)
-    elif cols.size and geom.sh == geom.sw == 1:
-        # A plane of every image at a time goes batch last into a buffer that stays in cache,
-        # where every run of the classic layout is one contiguous copy.  Planes are cut by taps
-        # where there are fewer planes than threads.
-        groups = -(-numba.get_num_threads() // geom.c)
-        k.run(k.im2col_classic_by_plane, k.im2col_classic_by_plane_serial, cols.size, x,
-              groups, geom.fh, geom.fw, geom.ph, geom.pw, geom.dh, geom.dw, geom.ho, geom.wo,
-              cols)
-    elif cols.size:
-        # Batch last and split by stride phase, so that every run of the classic layout is one
-        # contiguous copy (stem: 20 % faster than one copy per output column).
+    elif cols.size and geom.n * geom.h * geom.w * x.itemsize <= _PLANE_BYTES:
+        # A plane of every image at a time goes batch last, split by stride phase, into a
+        # buffer that stays in cache, where every run of the classic layout is one contiguous
+        # copy.  Planes are cut by taps where there are fewer than two per thread.
+        groups = -(-2 * numba.get_num_threads() // geom.c)
+        k.run(k.im2col_classic, k.im2col_classic_serial, cols.size, x, groups,
+              *geom.kernel_args, cols)
+    elif cols.size:  # large planes: the whole input batch last (and split by stride phase)
         phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
-        k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh, geom.sw,
-              phases)
-        k.run(k.im2col_classic, k.im2col_classic_serial, cols.size, phases, geom.n, geom.c,
-              geom.h, geom.w, *geom.kernel_args, cols)
+        if geom.sh == geom.sw == 1:
+            k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
+                  phases.reshape(-1, geom.n), True)
+        else:
+            k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh,
+                  geom.sw, phases)
+        k.run(k.im2col_classic_from_phases, k.im2col_classic_from_phases_serial, cols.size,
+              phases, geom.n, geom.c, geom.h, geom.w, *geom.kernel_args, cols)
     return cols
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _kernels, reference
+from numbaconv import _kernels, indices, reference
 from numbaconv._validation import make_geometry
 from numbaconv.functional import col2im_blocks, im2col_blocks
 
@@ -102,7 +102,12 @@ DILATED_IDS = [_hp_id(s, fh, fw, p, st, d) for s, fh, fw, p, st, d in DILATED_CA
 @pytest.mark.parametrize(("x_shape", "fh", "fw", "padding", "stride"), CLASSIC_CASES,
                          ids=CLASSIC_IDS)
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
-def test_im2col_indices_bitwise_equal_to_classic(x_shape, fh, fw, padding, stride, dtype, rng):
+@pytest.mark.parametrize("plane_bytes", [1 << 20, 0], ids=["by-plane", "whole-input"])
+def test_im2col_indices_bitwise_equal_to_classic(x_shape, fh, fw, padding, stride, dtype, rng,
+                                                 plane_bytes, monkeypatch):
+    """Both ways of moving the input batch last: a plane at a time (small planes) and the
+    whole input at once (planes larger than ``indices._PLANE_BYTES``)."""
+    monkeypatch.setattr(indices, "_PLANE_BYTES", plane_bytes)
     x = rng.standard_normal(x_shape).astype(dtype)
     got = numbaconv.im2col_indices(x, fh, fw, padding, stride)
     expected = reference.im2col_indices(x, fh, fw, padding, stride)
@@ -305,22 +310,24 @@ def test_split_by_stride_phase_and_merge_back(rng, dtype, sh, sw, h, w):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: TAG[np.dtype(d)])
 @pytest.mark.parametrize("groups", [1, 2, 3, 12], ids=lambda g: f"groups{g}")
-@pytest.mark.parametrize(("x_shape", "fh", "fw", "padding", "dilation"), [
-    ((9, 1, 7, 17), 3, 3, (1, 1), (1, 1)),
-    ((3, 2, 5, 6), 2, 3, (2, 0), (2, 1)),
-    ((16, 3, 4, 4), 5, 5, (2, 2), (1, 1)),  # a kernel larger than the image
-], ids=["N9C1-3x3", "N3C2-2x3-dil", "N16C3-5x5"])
+@pytest.mark.parametrize(("x_shape", "fh", "fw", "padding", "stride", "dilation"), [
+    ((9, 1, 7, 17), 3, 3, 1, 1, 1),
+    ((3, 2, 5, 6), 2, 3, (2, 0), 1, (2, 1)),
+    ((16, 3, 4, 4), 5, 5, 2, 1, 1),  # a kernel larger than the image
+    ((9, 2, 6, 19), 3, 3, 1, 2, 1),  # stride 2: vector blocks and leftovers
+    ((4, 2, 7, 8), 3, 2, (1, 0), (3, 2), (1, 2)),
+], ids=["N9C1-3x3", "N3C2-2x3-dil", "N16C3-5x5", "N9C2-3x3-s2", "N4C2-3x2-s3x2-dil"])
 def test_im2col_by_plane_any_split_of_the_taps(rng, dtype, groups, x_shape, fh, fw, padding,
-                                               dilation):
-    """Stride-1 im2col_indices works a plane at a time, each plane's taps cut into ``groups``
-    work items (more than the taps: some items write nothing): the parallel driver, whatever
-    the cut, and the serial one give the spec's layout bit for bit."""
+                                               stride, dilation):
+    """im2col_indices works a plane at a time, each plane's taps cut into ``groups`` work
+    items (more than the taps: some items write nothing): the parallel driver, whatever the
+    cut, and the serial one give the spec's layout bit for bit."""
     x = rng.standard_normal(x_shape).astype(dtype)
-    geom = make_geometry(x_shape, 1, fh, fw, 1, padding, dilation)
-    expected = formula_cols(x, fh, fw, padding, 1, dilation)
-    for driver in (_kernels.im2col_classic_by_plane, _kernels.im2col_classic_by_plane_serial):
+    geom = make_geometry(x_shape, 1, fh, fw, stride, padding, dilation)
+    expected = formula_cols(x, fh, fw, padding, stride, dilation)
+    for driver in (_kernels.im2col_classic, _kernels.im2col_classic_serial):
         cols = np.full(expected.shape, np.nan, dtype=dtype)
-        driver(x, groups, fh, fw, geom.ph, geom.pw, geom.dh, geom.dw, geom.ho, geom.wo, cols)
+        driver(x, groups, *geom.kernel_args, cols)
         assert np.array_equal(cols, expected)
 
 
