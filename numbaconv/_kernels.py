@@ -553,7 +553,7 @@ def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
     """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
     output position, ``Ho`` segments of ``Wo*N`` values, read from the input batch last and
     split by stride phase (:func:`batch_last_phases`; with stride 1 the one phase is a plane's
-    batch-last copy, see :func:`im2col_classic_by_plane`).  Output row ``i`` of the tap is row
+    batch-last copy, see :func:`im2col_classic`).  Output row ``i`` of the tap is row
     ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels: one contiguous copy of
     ``(j_hi - j_lo) * N`` values.  (A tap with no valid row or column reads nothing, so its
     phase may be an empty one that is not stored.)"""
