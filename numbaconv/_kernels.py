@@ -654,8 +654,8 @@ def im2col_classic(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
 
 
 @njit(cache=True, nogil=True)
-def im2col_classic_serial(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """Serial driver of :func:`im2col_classic` (``groups`` is ignored: one item per plane)."""
+def im2col_classic_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """Serial driver of :func:`im2col_classic`: one plane after the other, whole."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     buf = np.empty(_plane_phases_size(n_img, h, w, sh, sw), dtype=x.dtype)

@@ -68,10 +68,13 @@ def im2col_indices(
         # A plane of every image at a time goes batch last, split by stride phase, into a
         # buffer that stays in cache, where every run of the classic layout is one contiguous
         # copy.  Planes are cut by taps where there are fewer than two per thread.
-        parallel = cols.size >= k.SERIAL_BELOW  # (asking numba for its threads costs time)
-        groups = -(-2 * numba.get_num_threads() // geom.c) if parallel else 1
-        (k.im2col_classic if parallel else k.im2col_classic_serial)(x, groups,
-                                                                    *geom.kernel_args, cols)
+        # (Not through k.run: the parallel driver needs the thread count, and asking numba
+        # for it costs about 1 us, a sixth of a small call.)
+        if cols.size < k.SERIAL_BELOW:
+            k.im2col_classic_serial(x, *geom.kernel_args, cols)
+        else:
+            groups = -(-2 * numba.get_num_threads() // geom.c)
+            k.im2col_classic(x, groups, *geom.kernel_args, cols)
     elif cols.size:  # large planes: the whole input batch last (and split by stride phase)
         phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
         if geom.sh == geom.sw == 1:
