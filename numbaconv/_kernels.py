@@ -523,7 +523,7 @@ def batch_last_phases(x, sh, sw, out):
     are."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
-    plane, plane_phases = np.int64(h) * w, _plane_phases_size(n_img, h, w, sh, sw)
+    plane, plane_phases = np.int64(h) * w, phases_size(n_img, 1, h, w, sh, sw)
     for t in prange(np.int64(n_ch) * h):
         c, y = divmod(np.int64(t), h)
         _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y, n_img,
@@ -535,17 +535,20 @@ def batch_last_phases_serial(x, sh, sw, out):
     """Serial driver of :func:`batch_last_phases`."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
-    plane, plane_phases = np.int64(h) * w, _plane_phases_size(n_img, h, w, sh, sw)
+    plane, plane_phases = np.int64(h) * w, phases_size(n_img, 1, h, w, sh, sw)
     for c in range(np.int64(n_ch)):
         for y in range(h):
             _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y,
                                    n_img, h, w, sh, sw)
 
 
-def phases_size(n: int, c: int, h: int, w: int, sh: int, sw: int) -> int:
+@njit(cache=True, inline="always")
+def phases_size(n, c, h, w, sh, sw):
     """Elements of an (N, C, H, W) input split by stride phase, keeping only the phases that
-    hold pixels (:func:`_phase_counts`): below 4x its size."""
-    return n * c * min(sh, h) * min(sw, w) * -(-h // sh) * -(-w // sw)
+    hold pixels (:func:`_phase_counts`): below 4x its size.  The kernels size their buffers
+    with it, and Python the arrays it passes them: one count for both."""
+    phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
+    return np.int64(n) * c * phases_h * phases_w * hp * wp
 
 
 @njit(cache=True, inline="always")
@@ -644,7 +647,7 @@ def im2col_classic(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     taps = np.int64(fh) * fw
-    buf_size = _plane_phases_size(n_img, h, w, sh, sw)
+    buf_size = phases_size(n_img, 1, h, w, sh, sw)
     for item in prange(np.int64(n_ch) * groups):
         c, group = divmod(np.int64(item), groups)
         buf = np.empty(buf_size, dtype=x.dtype)
@@ -658,17 +661,10 @@ def im2col_classic_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
     """Serial driver of :func:`im2col_classic`: one plane after the other, whole."""
     n_img, n_ch, h, w = x.shape
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    buf = np.empty(_plane_phases_size(n_img, h, w, sh, sw), dtype=x.dtype)
+    buf = np.empty(phases_size(n_img, 1, h, w, sh, sw), dtype=x.dtype)
     for c in range(np.int64(n_ch)):
         _im2col_classic_plane(src, dst, buf, c, 0, np.int64(fh) * fw, n_img, n_ch, h, w, fh,
                               fw, sh, sw, ph, pw, dh, dw, ho, wo)
-
-
-@njit(cache=True, inline="always")
-def _plane_phases_size(n_img, h, w, sh, sw):
-    """Elements of one plane of every image, batch last and split by stride phase."""
-    phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
-    return np.int64(n_img) * phases_h * phases_w * hp * wp
 
 
 @njit(cache=True, inline="always")
