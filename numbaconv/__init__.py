@@ -7,7 +7,7 @@ start_numba_threads_passively()
 from numbaconv import nn, reference  # noqa: E402  (submodules, after the core they build on)
 from numbaconv._validation import BackwardBeforeForwardError  # noqa: E402
 from numbaconv._version import __version__  # noqa: E402
-from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward  # noqa: E402
+from numbaconv.functional import ConvCache, conv2d, conv2d_backward, conv2d_forward  # noqa: E402
 from numbaconv.indices import col2im_indices, im2col_indices  # noqa: E402
 from numbaconv.layer import Conv  # noqa: E402
 
@@ -17,6 +17,7 @@ __all__ = [
     "ConvCache",
     "__version__",
     "col2im_indices",
+    "conv2d",
     "conv2d_backward",
     "conv2d_forward",
     "im2col_indices",

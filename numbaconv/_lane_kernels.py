@@ -93,17 +93,18 @@ def _dw_gemm(single, transposed, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols,
 
 
 @njit(cache=True)
-def _tile_bounds(n0, n1, images, ho, out_rows):
+def _tile_bounds(n0, n1, r0, r1, images, out_rows):
     """Rows ``(m0, m1, i0, i1)``: images ``m0:m1`` and output rows ``i0:i1`` of each tile of
-    the lane ``n0:n1``, in order (``functional.plan_tiling`` chose the sizes)."""
-    row_blocks = (ho + out_rows - 1) // out_rows
+    the lane of images ``n0:n1`` and output rows ``r0:r1``, in order
+    (``functional.plan_tiling`` chose the sizes)."""
+    row_blocks = (r1 - r0 + out_rows - 1) // out_rows
     count = (n1 - n0 + images - 1) // images * row_blocks
     tiles = np.empty((count, 4), dtype=np.int64)
     t = 0
     for m0 in range(n0, n1, images):
-        for i0 in range(0, ho, out_rows):
+        for i0 in range(r0, r1, out_rows):
             tiles[t, 0], tiles[t, 1] = m0, min(m0 + images, n1)
-            tiles[t, 2], tiles[t, 3] = i0, min(i0 + out_rows, ho)
+            tiles[t, 2], tiles[t, 3] = i0, min(i0 + out_rows, r1)
             t += 1
     return tiles
 
@@ -143,9 +144,11 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
 
 @njit(cache=True)
 def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide,
-                 dphases):
+                 dphases, accumulate):
     """col2im of the column gradient ``dcols`` (flat, ``(m, R, q)`` or ``(R, m, q)``) of images
-    ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it unless ``i0 == 0``.
+    ``m0:m1`` and output rows ``i0:i1`` into ``dx``, adding to it if ``accumulate`` or
+    ``i0 > 0`` (else overwriting the images' whole ``dx``).  Adding, it writes only the input
+    rows that those output rows reach.
 
     If ``dphases`` is not empty, the sums are kept in it, split by stride phase, and written
     to ``dx`` after the images' last rows (see :func:`_im2col_tile`)."""
@@ -158,16 +161,19 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
     rows = np.int64(n_ch) * fh * fw
     for t in range(np.int64(n_img) * n_ch * blocks):
         _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh,
-                            sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, i0 > 0, phased)
+                            sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide,
+                            accumulate or i0 > 0, phased)
     if phased and i1 == ho:
         merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
                             dx.reshape(dx.size))
 
 
 @njit(cache=True, nogil=True)
-def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                 images, out_rows, wide, bias_row, cols, wide_out, phases, profile, seconds):
-    """``out3[n0:n1]`` (N, K, Q) = convolution of ``x[n0:n1]`` with ``w_ext`` (K, R + bias_row)
+def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, ph, pw, dh, dw,
+                 ho, wo, images, out_rows, wide, bias_row, cols, wide_out, phases, profile,
+                 seconds):
+    """``out3[n0:n1]`` (N, K, Q), output rows ``r0:r1``, = convolution of ``x[n0:n1]`` with
+    ``w_ext`` (K, R + bias_row)
     (whose last column is the bias when ``bias_row``), tile by tile; without a row of ones
     (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards.
 
@@ -185,7 +191,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
     # Addresses for the products (offsets below are in elements).
     w_at, out_at, cols_at = w_ext.ctypes.data, out3.ctypes.data, cols.ctypes.data
     x_at, wide_at = x.ctypes.data, wide_out.ctypes.data
-    tiles = _tile_bounds(n0, n1, images, ho, out_rows)
+    tiles = _tile_bounds(n0, n1, r0, r1, images, out_rows)
     for tile in range(tiles.shape[0]):
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
         q = (i1 - i0) * wo
@@ -228,12 +234,14 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, fh, fw, sh, sw, ph, pw, d
 
 
 @njit(cache=True, nogil=True)
-def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, fh, fw, sh, sw, ph,
-                  pw, dh, dw, ho, wo, images, out_rows, wide, bias_row, cols, dcols, grad,
-                  phases, dphases, profile, seconds):
-    """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` in ``[dW_row | db]``
-    (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by tile.  ``dw_lane``
-    is overwritten: its first product has ``beta = 0``.
+def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
+                  fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide, bias_row, cols,
+                  dcols, grad, phases, dphases, profile, seconds):
+    """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` (output rows ``r0:r1``)
+    in ``[dW_row | db]`` (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by
+    tile.  ``dw_lane`` is overwritten: its first product has ``beta = 0``.  With
+    ``accumulate``, col2im adds into ``dx`` (zeroed by the caller) rather than overwriting
+    it: lanes that are row blocks of one image share the input rows their windows overlap.
 
     A non-empty ``phases`` holds the forward input split by stride phase (see
     :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
@@ -249,7 +257,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, fh, fw, s
     wc_at, dout_at, dw_at = w_col.ctypes.data, dout3.ctypes.data, dw_lane.ctypes.data
     x_at, dx_at = x.ctypes.data, dx.ctypes.data
     cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
-    tiles = _tile_bounds(n0, n1, images, ho, out_rows)
+    tiles = _tile_bounds(n0, n1, r0, r1, images, out_rows)
     # db, the gradient of the row of ones, is dw_lane's last column (or row, transposed)
     db_at, db_step = (rows * k_out, 1) if dw_transposed else (rows, rows + 1)
     ld_dw = k_out if dw_transposed else rows + 1
@@ -305,7 +313,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, fh, fw, s
         t2 = _now(profile, clock)
         if not pointwise:
             _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
-                         wide, dphases)
+                         wide, dphases, accumulate)
         t3 = _now(profile, clock)
         if profile:
             seconds[IM2COL] += t1 - t0

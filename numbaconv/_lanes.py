@@ -37,7 +37,9 @@ import numba
 from numbaconv._blas import openblas_paths
 
 SMALL_CALL = 1 << 24  # multiply-adds below which a call runs in the calling thread only
-LANES = 32  # lanes per call at most; the weight gradient keeps one partial sum per lane
+# Lanes per call at most: enough for every thread of a 64-core machine to have more than one
+# at batch 1 (the weight gradient keeps one partial sum per lane, see ``max_lanes``).
+LANES = 128
 LANE_WORK = 1 << 23  # multiply-adds per lane at least: smaller lanes cost more than they balance
 LANE_MULTIPLE = 4  # lane counts are rounded up to a multiple of this (where there are images)
 
@@ -123,56 +125,101 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
     return contextlib.nullcontext() if blas is None else blas.single()
 
 
-def lane_bounds(n: int, multiply_adds: int) -> list[tuple[int, int]]:
-    """Contiguous image ranges ``[(n0, n1), ...]``: up to ``LANES`` of them, about ``LANE_WORK``
-    multiply-adds each or more, their number rounded up to a multiple of ``LANE_MULTIPLE``
-    while there are images for it (a function of the problem, not of the threads)."""
+Lane = tuple[int, int, int, int]  # images n0:n1, output rows i0:i1
+
+
+def lane_bounds(n: int, multiply_adds: int, rows: int = 1, min_rows: int = 0,
+                max_lanes: int = LANES) -> list[Lane]:
+    """Work items ``[(n0, n1, i0, i1), ...]``: images ``n0:n1``, output rows ``i0:i1`` of each.
+
+    Up to ``LANES`` of them, about ``LANE_WORK`` multiply-adds each or more, their number
+    rounded up to a multiple of ``LANE_MULTIPLE``: a function of the problem, not of the
+    threads.  Lanes are ranges of whole images while there are enough images; with fewer
+    images than lanes (a batch of 1, say), each image is cut into blocks of at least
+    ``min_rows`` of its ``rows`` output rows (``min_rows = 0``: never cut), so that every
+    thread has work at any batch size.  ``max_lanes`` lowers the ``LANES`` cap.
+    """
     if n == 0:
         return []
     if multiply_adds < SMALL_CALL:  # runs in the calling thread: one lane, the fewest calls
-        return [(0, n)]
+        return [(0, n, 0, rows)]
     lanes = max(1, multiply_adds // LANE_WORK)
     # A multiple of LANE_MULTIPLE lanes, so that 2 or 4 threads finish together (9 lanes on
     # 2 threads: one thread idles for a whole lane at the end).
-    lanes = min(n, LANES, -(-lanes // LANE_MULTIPLE) * LANE_MULTIPLE)
-    return [(lane * n // lanes, (lane + 1) * n // lanes) for lane in range(lanes)]
+    lanes = min(LANES, max(max_lanes, 1), -(-lanes // LANE_MULTIPLE) * LANE_MULTIPLE)
+    blocks = 1 if min_rows < 1 else min(-(-lanes // n), max(rows // min_rows, 1))
+    if blocks == 1:
+        lanes = min(n, lanes)
+        return [(lane * n // lanes, (lane + 1) * n // lanes, 0, rows) for lane in range(lanes)]
+    return [(m, m + 1, block * rows // blocks, (block + 1) * rows // blocks)
+            for m in range(n) for block in range(blocks)]
 
 
-def run_lanes(work: Callable[[int, int, bool], T], n: int, multiply_adds: int) -> list[T]:
-    """``[work(n0, n1, serial) for each lane]``, in lane order, spread over the threads.
+def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
+              waves: int = 1) -> list[T]:
+    """``[work(n0, n1, i0, i1, serial) for each lane]``, in lane order, spread over the threads.
 
     ``serial`` tells ``work`` whether to use serial kernels (each thread has its own lanes)
     or Numba's parallel ones (only where NumPy's BLAS cannot be held at one thread, so the
     lanes run one after the other in the calling thread and each step uses every thread).
-    Calls of fewer than ``SMALL_CALL`` multiply-adds are one lane: handing them to other
-    threads would cost more than it saves.
+    With ``waves = 2``, the lanes that are odd row blocks of an image (``i0 > 0`` and an odd
+    block) start only once every other lane has finished: then lanes that run together never
+    write the same rows of an input gradient.
     """
-    bounds = lane_bounds(n, multiply_adds)
     threads = numba.get_num_threads()
     blas, pool = _setup()
-    if blas is None:
-        return [work(n0, n1, False) for n0, n1 in bounds]
-    if len(bounds) < 2 or threads == 1:
-        # One lane (a small call, or a single image) runs in the calling thread.  Numba's
-        # parallel kernels would not pay here: measured 5-12 % slower than serial ones.
-        # BLAS stays single-threaded even so: OpenBLAS's results depend on its thread count.
-        with blas.single():
-            return [work(n0, n1, True) for n0, n1 in bounds]
-    workers = min(threads, len(bounds))
+    order = list(range(len(bounds)))
+    first_wave = len(order)
+    if waves == 2:  # the same order whoever runs the lanes: adds into dx happen in this order
+        odd = _odd_row_blocks(bounds)
+        order = [k for k in order if not odd[k]] + [k for k in order if odd[k]]
+        first_wave -= sum(odd)
     results: list = [None] * len(bounds)
+    if blas is None:
+        for k in order:
+            results[k] = work(*bounds[k], False)
+        return results
+    with blas.single():  # OpenBLAS's results depend on its thread count: always one
+        if len(bounds) < 2 or threads == 1:
+            # One lane (a small call) runs in the calling thread.  Numba's parallel kernels
+            # would not pay here: measured 5-12 % slower than serial ones.
+            for k in order:
+                results[k] = work(*bounds[k], True)
+        else:
+            _run_in_pool(work, bounds, order[:first_wave], results, threads, pool)
+            _run_in_pool(work, bounds, order[first_wave:], results, threads, pool)
+    return results
+
+
+def _odd_row_blocks(bounds: list[Lane]) -> list[bool]:
+    """For each lane, whether it is an odd-numbered row block of its image (the row blocks
+    of an image are consecutive lanes)."""
+    odd, block = [], 0
+    for k, (n0, _, i0, _) in enumerate(bounds):
+        block = block + 1 if k > 0 and i0 > 0 and bounds[k - 1][0] == n0 else 0
+        odd.append(block % 2 == 1)
+    return odd
+
+
+def _run_in_pool(work: Callable[..., T], bounds: list[Lane], lanes: list[int], results: list,
+                 threads: int, pool: ThreadPoolExecutor) -> None:
+    """Run ``lanes`` (indices into ``bounds``) on up to ``threads`` threads, the calling
+    thread included, storing each result at its index."""
+    if not lanes:
+        return
+    workers = min(threads, len(lanes))
     next_lane = itertools.count()  # threads take the next free lane: no thread idles early
 
     def run_worker(_: int) -> None:
-        for lane in next_lane:
-            if lane >= len(bounds):
+        for position in next_lane:
+            if position >= len(lanes):
                 return
+            lane = lanes[position]
             results[lane] = work(*bounds[lane], True)
 
-    with blas.single():
-        futures = [pool.submit(run_worker, k) for k in range(1, workers)]
-        try:
-            run_worker(0)
-        finally:
-            for future in futures:
-                future.result()
-    return results
+    futures = [pool.submit(run_worker, k) for k in range(1, workers)]
+    try:
+        run_worker(0)
+    finally:
+        for future in futures:
+            future.result()

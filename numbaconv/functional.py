@@ -20,7 +20,7 @@ import numpy as np
 
 from numbaconv import _kernels, _lane_kernels
 from numbaconv._blas import load_gemm
-from numbaconv._lanes import run_lanes
+from numbaconv._lanes import Lane, lane_bounds, run_lanes
 from numbaconv._validation import (
     ConvGeometry,
     IntPair,
@@ -67,6 +67,7 @@ class Tiling:
     out_rows: int
     wide: bool
     bias_row: bool
+    split_rows: bool = False  # some lanes are blocks of output rows of one image
 
 
 @dataclass(frozen=True)
@@ -185,21 +186,46 @@ def use_wide_layout(geom: ConvGeometry) -> bool:
     return geom.positions < WIDE_BELOW and not geom.is_pointwise
 
 
+# Lanes are kept to at most one per this many output positions of the call: a lane packs the
+# weights (K * R) for its products and, backward, adds a partial weight gradient of the same
+# size, which must stay a small share of its K * R multiply-adds per position.
+POSITIONS_PER_LANE = 32
+
+
+def _min_lane_rows(geom: ConvGeometry) -> int:
+    """Fewest output rows in a lane that is a block of one image's rows, so that the input
+    rows it adds its gradient to reach into the neighbouring blocks only (then two waves of
+    lanes, even blocks then odd ones, never write the same rows at the same time)."""
+    return max((geom.dh * (geom.fh - 1)) // geom.sh, 1)
+
+
+def plan_lanes(geom: ConvGeometry, tiling: Tiling, backward: bool = False) -> list[Lane]:
+    """The work items of a pass: ranges of images, or blocks of output rows of one image
+    (see :func:`numbaconv._lanes.lane_bounds`), a function of the problem only."""
+    work = 2 * geom.multiply_adds if backward else geom.multiply_adds
+    max_lanes = geom.n * geom.positions // POSITIONS_PER_LANE
+    min_rows = _min_lane_rows(geom) if tiling.split_rows else 0
+    return lane_bounds(geom.n, work, geom.ho, min_rows, max_lanes)
+
+
 def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
     """The largest tiles whose column buffer fits ``workspace`` bytes (default 2 MiB); at
-    least one output row of one image."""
+    least one output row of one image.  Images are cut into blocks of rows where the
+    backward pass has fewer images than lanes (planes of the wide layout are never cut)."""
     if workspace is None:
         workspace = DEFAULT_WORKSPACE
     wide = use_wide_layout(geom)
     bias_row = not geom.is_pointwise  # pointwise columns are views of x (never wide)
     row_bytes = (geom.rows + bias_row) * geom.wo * itemsize
     image_bytes = max(row_bytes * geom.ho, 1)
+    split_rows = not wide and len(plan_lanes(geom, Tiling(1, geom.ho, wide, bias_row, True),
+                                             backward=True)) > geom.n
     if image_bytes <= workspace or geom.ho <= 1:
         images = int(min(max(workspace // image_bytes, 1), max(geom.n, 1)))
-        return Tiling(images, geom.ho, wide, bias_row)
+        return Tiling(images, geom.ho, wide, bias_row, split_rows)
     # One image is too big: cut it into the fewest, evenly sized, blocks of output rows.
     blocks = -(-geom.ho // max(workspace // max(row_bytes, 1), 1))
-    return Tiling(1, -(-geom.ho // blocks), False, bias_row)
+    return Tiling(1, -(-geom.ho // blocks), False, bias_row, split_rows)
 
 
 def _cols_shape(rows: int, images: int, positions: int, wide: bool) -> tuple[int, int, int]:
@@ -243,11 +269,11 @@ def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
 
 
 def _column_tiles(
-    x: np.ndarray, geom: ConvGeometry, tiling: Tiling, serial: bool
+    x: np.ndarray, geom: ConvGeometry, tiling: Tiling, serial: bool, rows: tuple[int, int]
 ) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
     """Yield ``(m0, m1, i0, i1, cols)``: the columns of images ``x[m0:m1]`` for output rows
-    ``i0:i1``, tile by tile, laid out as :func:`_tile_shape` says, with the row of ones
-    filled in.
+    ``i0:i1`` within the lane's ``rows``, tile by tile, laid out as :func:`_tile_shape` says,
+    with the row of ones filled in.
 
     One buffer is reused for every tile, so it must be consumed before the next is produced.
     """
@@ -258,8 +284,8 @@ def _column_tiles(
         buffer = _scratch_buffer("cols", math.prod(largest), x.dtype)
     for m0 in range(0, n, tiling.images):
         m1 = min(m0 + tiling.images, n)
-        for i0 in range(0, geom.ho, tiling.out_rows):
-            i1 = min(i0 + tiling.out_rows, geom.ho)
+        for i0 in range(rows[0], rows[1], tiling.out_rows):
+            i1 = min(i0 + tiling.out_rows, rows[1])
             with _Stage("im2col"):
                 if buffer is None:
                     cols = im2col_blocks(x[m0:m1], geom, None, serial, wide, (i0, i1))
@@ -269,6 +295,52 @@ def _column_tiles(
                     im2col_blocks(x[m0:m1], geom, cols, serial, wide, (i0, i1))
                     (cols[-1] if wide else cols[:, -1]).fill(1)
             yield m0, m1, i0, i1, cols
+
+
+def _prepare_forward(x: object, w: object, b: object, stride: IntPair, padding: IntPair,
+                     dilation: IntPair, workspace: int | None, op: str):
+    """Validate and convert the arguments of a forward pass once: ``(x, w, bias, geom,
+    tiling, given)`` with ``given`` the caller's ``x`` (to tell whether ``x`` is its array)."""
+    given = x
+    x = as_float_array("input", x)
+    w = as_float_array("weight", w)
+    check_ndim("input", x, 4, "(N, C, H, W)", op)
+    check_ndim("weight", w, 4, "(K, C, fh, fw)", op)
+    check_same_dtype(x, w)
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(
+            f"Given groups=1, weight of size {list(w.shape)}, expected input{list(x.shape)} "
+            f"to have {w.shape[1]} channels, but got {x.shape[1]} channels instead")
+    k, _, fh, fw = w.shape
+    geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
+    bias = _bias_vector(b, k, x.dtype)
+    tiling = plan_tiling(geom, x.itemsize, check_workspace(workspace))
+    return x, w, bias, geom, tiling, given
+
+
+def _weight_rows(w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
+                 tiling: Tiling) -> np.ndarray:
+    """``W_row`` (K, R), with the bias as the weight of the row of ones when there is one."""
+    k, rows = geom.k, geom.rows
+    if not tiling.bias_row:
+        return w.reshape(k, rows)
+    w_row = np.empty((k, rows + 1), dtype=w.dtype)
+    w_row[:, :rows] = w.reshape(k, rows)
+    w_row[:, rows] = 0 if bias is None else bias
+    return w_row
+
+
+def _run_forward(x: np.ndarray, x_kept: np.ndarray, w_row: np.ndarray,
+                 bias: np.ndarray | None, geom: ConvGeometry, tiling: Tiling,
+                 fused: bool) -> np.ndarray:
+    """The output of the forward pass, computed lane by lane (``x_kept`` receives the copy
+    of ``x`` that the backward pass reads, unless it is ``x`` itself)."""
+    out = np.empty(geom.out_shape, dtype=x.dtype)
+    out3 = out.reshape(geom.n, geom.k, geom.positions)
+    make_lane = _fused_forward_lane if fused else _python_forward_lane
+    run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling),
+              plan_lanes(geom, tiling))
+    return out
 
 
 def conv2d_forward(
@@ -281,7 +353,8 @@ def conv2d_forward(
     *,
     workspace: int | None = None,
 ) -> tuple[np.ndarray, ConvCache]:
-    """2-D convolution (cross-correlation, as in PyTorch) by im2col and a matrix product.
+    """2-D convolution (cross-correlation, as in PyTorch) by im2col and a matrix product,
+    keeping what :func:`conv2d_backward` needs.
 
     Parameters
     ----------
@@ -304,55 +377,63 @@ def conv2d_forward(
         C-contiguous, dtype of ``x``; ``Ho = (H + 2*ph - dh*(fh-1) - 1) // sh + 1``.
     cache : ConvCache
         Pass to :func:`conv2d_backward`.
+
+    See Also
+    --------
+    conv2d : the same output without the cache, for inference.
     """
-    given = x
-    x = as_float_array("input", x)
-    # The backward pass reads x again: it gets a private copy (made lane by lane, below), so
-    # that the caller writing into its array between forward and backward cannot change the
-    # gradients.  A converted array is private already.
-    copy_x = isinstance(given, np.ndarray) and np.may_share_memory(x, given)
-    w = as_float_array("weight", w)
-    check_ndim("input", x, 4, "(N, C, H, W)", "conv2d")
-    check_ndim("weight", w, 4, "(K, C, fh, fw)", "conv2d")
-    check_same_dtype(x, w)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"Given groups=1, weight of size {list(w.shape)}, expected input{list(x.shape)} "
-            f"to have {w.shape[1]} channels, but got {x.shape[1]} channels instead")
-    k, _, fh, fw = w.shape
-    geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
-    bias = _bias_vector(b, k, x.dtype)
-    tiling = plan_tiling(geom, x.itemsize, check_workspace(workspace))
-
-    out = np.empty(geom.out_shape, dtype=x.dtype)
-    out3 = out.reshape(geom.n, k, geom.positions)
-    rows = geom.rows
-    if tiling.bias_row:  # the bias is the weight of the row of ones
-        w_row = np.empty((k, rows + 1), dtype=x.dtype)
-        w_row[:, :rows] = w.reshape(k, rows)
-        w_row[:, rows] = 0 if bias is None else bias
-    else:
-        w_row = w.reshape(k, rows)
-
+    x, w, bias, geom, tiling, given = _prepare_forward(
+        x, w, b, stride, padding, dilation, workspace, "conv2d")
     fused = use_fused_lanes()
-    # Split by stride phase, the split is the private copy: made once, read by both passes.
+    # The backward pass reads x again: it gets a private copy (made lane by lane), so that
+    # the caller writing into its array between forward and backward cannot change the
+    # gradients.  A converted array is private already.  Where the lanes split the images by
+    # stride phase, the split is the private copy: made once, read by both passes.
     if fused and _phases_size(geom, tiling) > 0:
         x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
+    elif isinstance(given, np.ndarray) and np.may_share_memory(x, given):
+        x_kept = np.empty_like(x)
     else:
-        x_kept = np.empty_like(x) if copy_x else x
-    make_lane = _fused_forward_lane if fused else _python_forward_lane
-    run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling), geom.n, geom.multiply_adds)
+        x_kept = x
+    out = _run_forward(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, geom, tiling,
+                       fused)
     return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
+
+
+def conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    stride: IntPair = 1,
+    padding: IntPair = 0,
+    dilation: IntPair = 1,
+    *,
+    workspace: int | None = None,
+) -> np.ndarray:
+    """2-D convolution for inference: the output of :func:`conv2d_forward`, bitwise equal to
+    it, without preparing a backward pass (no cache, no private copy of ``x``).
+
+    Parameters and the output are those of :func:`conv2d_forward`.
+    """
+    x, w, bias, geom, tiling, _ = _prepare_forward(
+        x, w, b, stride, padding, dilation, workspace, "conv2d")
+    fused = use_fused_lanes()
+    if fused and _phases_size(geom, tiling) > 0:  # the lanes' im2col reads the phase split
+        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
+    else:
+        x_kept = x
+    return _run_forward(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, geom, tiling,
+                        fused)
 
 
 def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     """The forward lane as NumPy calls (any BLAS): see :func:`_fused_forward_lane`."""
     k, wo = geom.k, geom.wo
 
-    def forward_lane(n0: int, n1: int, serial: bool) -> None:
-        if x_kept is not x:
+    def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
+        if x_kept is not x and r0 == 0:
             x_kept[n0:n1] = x[n0:n1]
-        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial):
+        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial, (r0, r1)):
             out_tile = out3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
                 if tiling.wide:  # (K, m*Q) -> (m, K, Q)
@@ -383,7 +464,9 @@ def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> 
     not, since its adds gain from the split only on long rows."""
     long_rows = geom.sw > 1 and geom.wo * geom.fw >= PHASE_SPLIT_FROM
     one_run = geom.wo == -(-geom.w // geom.sw) and not gradient
+    # Lanes that are row blocks of one image would split (and merge) it concurrently.
     if (not STRIDE_PHASE_SPLIT or not tiling.bias_row or (geom.sh == 1 and geom.sw == 1)
+            or tiling.split_rows
             or not (long_rows or one_run)
             or geom.sh > geom.h or geom.sw > geom.w):  # else mostly empty phases (at most 4x x)
         return 0
@@ -400,12 +483,12 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     # Kept split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
     phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (empty, x_kept)
 
-    def forward_lane(n0: int, n1: int, serial: bool) -> None:
+    def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         wide_out = _scratch_buffer("wide", wide_size, dtype)
         seconds = np.zeros(4)
         _lane_kernels.forward_lane(
-            x, x_copy, w_row, add_bias, out3, n0, n1, *geom.kernel_args, tiling.images,
+            x, x_copy, w_row, add_bias, out3, n0, n1, r0, r1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases,
             _stage_seconds is not None, seconds)
         _add_stage_seconds(seconds)
@@ -446,19 +529,22 @@ def conv2d_backward(
     tiling = cache.tiling
     dout3 = dout.reshape(geom.n, k, geom.positions)
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
-    dx = np.empty(geom.x_shape, dtype=x.dtype)
+    # Row blocks of one image add into the same input rows where their windows overlap: dx
+    # starts at zero and every lane adds (in two waves, see run_lanes).
+    accumulate = tiling.split_rows and tiling.bias_row
+    dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=x.dtype)
     # An input kept split by stride phase is read by the Numba lanes only (the forward pass
     # ran them, so they are available).
     fused = cache.phased or use_fused_lanes()
     make_lane = _fused_backward_lane if fused else _python_backward_lane
-    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling)
+    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling, accumulate)
+    lanes = plan_lanes(geom, tiling, backward=True)
+    lane_sum = _InOrderSum((k, rows + 1), x.dtype, lanes)
 
-    lane_sum = _InOrderSum((k, rows + 1), x.dtype)
+    def lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
+        lane_sum.add((n0, r0), backward_lane(n0, n1, r0, r1, serial))
 
-    def lane(n0: int, n1: int, serial: bool) -> None:
-        lane_sum.add(n0, n1, backward_lane(n0, n1, serial))
-
-    run_lanes(lane, geom.n, 2 * geom.multiply_adds)
+    run_lanes(lane, lanes, waves=2 if accumulate else 1)
     dw_db = lane_sum.result()
     return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
 
@@ -468,18 +554,22 @@ class _InOrderSum:
     added: the same order for any thread count (deterministic), and mostly while other lanes
     still run rather than after the last one.  The first lane's array becomes the total."""
 
-    def __init__(self, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, lanes: list[Lane]) -> None:
         self.shape, self.dtype = shape, dtype
         self.total: np.ndarray | None = None
-        self.next_start = 0  # first image of the next lane to add
-        self.waiting: dict[int, tuple[int, np.ndarray]] = {}
+        # Each lane, by its first image and row, is followed by the next one in lane order.
+        starts = [(n0, i0) for n0, _, i0, _ in lanes]
+        self.successor = dict(zip(starts, starts[1:] + [None], strict=True))
+        self.next_start = starts[0] if starts else None
+        self.waiting: dict[tuple[int, int], np.ndarray] = {}
         self.lock = threading.Lock()
 
-    def add(self, n0: int, n1: int, part: np.ndarray) -> None:
+    def add(self, start: tuple[int, int], part: np.ndarray) -> None:
         with self.lock:
-            self.waiting[n0] = (n1, part)
+            self.waiting[start] = part
             while self.next_start in self.waiting:
-                self.next_start, ready = self.waiting.pop(self.next_start)
+                ready = self.waiting.pop(self.next_start)
+                self.next_start = self.successor[self.next_start]
                 if self.total is None:
                     self.total = ready
                 else:
@@ -490,18 +580,18 @@ class _InOrderSum:
         return np.zeros(self.shape, self.dtype) if self.total is None else self.total
 
 
-def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
+def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
     """The backward lane as NumPy calls (any BLAS): see :func:`_fused_backward_lane`."""
     k, rows, wo = geom.k, geom.rows, geom.wo
     dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
 
-    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
-        """dx of images n0:n1, and their part of [dw | db] (its last column is the gradient of
-        the row of ones, db), summed tile by tile in order."""
+    def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
+        """dx of images n0:n1 (output rows r0:r1), and their part of [dw | db] (its last
+        column is the gradient of the row of ones, db), summed tile by tile in order."""
         dw_lane = np.zeros((k, rows + 1), dtype=x.dtype)
         dw_part = np.zeros((k, rows + 1), dtype=x.dtype)  # without a row of ones, db stays 0
         dw_into = dw_part if tiling.bias_row else dw_part[:, :rows]
-        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial):
+        for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial, (r0, r1)):
             grad = dout3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
             with _Stage("gemm"):
                 if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
@@ -529,7 +619,7 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling):
                     np.matmul(w_col, grad, out=dcols)
             with _Stage("col2im"):
                 col2im_blocks(dcols, geom, dx_tile, serial, tiling.wide, (i0, i1),
-                              accumulate=i0 > 0)
+                              accumulate=accumulate or i0 > 0)
         return dw_lane
 
     return backward_lane
@@ -543,7 +633,7 @@ def _dw_transposed(dtype: np.dtype, tiling: Tiling) -> bool:
     return dtype == np.float32 and tiling.bias_row
 
 
-def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
+def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
     """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
     ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
     dtype, k, rows = x.dtype, geom.k, geom.rows
@@ -560,12 +650,13 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling):
     transposed = _dw_transposed(dtype, tiling)
     dw_shape = (rows + 1, k) if transposed else (k, rows + 1)
 
-    def backward_lane(n0: int, n1: int, serial: bool) -> np.ndarray:
+    def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
         dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4)
         _lane_kernels.backward_lane(
-            images, dout3, w_col, dx, dw_lane, transposed, n0, n1, *geom.kernel_args,
+            images, dout3, w_col, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
+            *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             phases, _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None,

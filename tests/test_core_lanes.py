@@ -225,18 +225,49 @@ def test_scratch_buffers_are_reused_across_calls_and_dtypes(rng, assert_close):
     assert functional._scratch.cols is kept
 
 
+def _images(bounds):
+    """Image ranges of lanes of whole images (every lane covers all 5 output rows)."""
+    assert all((i0, i1) == (0, 5) for _, _, i0, i1 in bounds)
+    return [(n0, n1) for n0, n1, _, _ in bounds]
+
+
 def test_lane_bounds_depend_on_the_problem_only(monkeypatch):
     monkeypatch.setattr(_lanes, "LANE_WORK", 10)
     monkeypatch.setattr(_lanes, "SMALL_CALL", 50)
-    assert _lanes.lane_bounds(8, 49) == [(0, 8)]  # a small call: one lane
-    assert _lanes.lane_bounds(8, 85) == [(n, n + 1) for n in range(8)]
+    assert _images(_lanes.lane_bounds(8, 49, 5)) == [(0, 8)]  # a small call: one lane
+    assert _images(_lanes.lane_bounds(8, 85, 5)) == [(n, n + 1) for n in range(8)]
     # 6 lanes' worth of work: 8 lanes, a multiple of LANE_MULTIPLE (4), for 12 images or 8
-    assert _lanes.lane_bounds(12, 60) == [(0, 1), (1, 3), (3, 4), (4, 6), (6, 7), (7, 9),
-                                          (9, 10), (10, 12)]
-    assert _lanes.lane_bounds(8, 60) == [(n, n + 1) for n in range(8)]
-    assert _lanes.lane_bounds(3, 60) == [(0, 1), (1, 2), (2, 3)]  # no more lanes than images
-    many = _lanes.lane_bounds(100, 10**9)  # at most LANES lanes, covering every image once
+    assert _images(_lanes.lane_bounds(12, 60, 5)) == [(0, 1), (1, 3), (3, 4), (4, 6), (6, 7),
+                                                      (7, 9), (9, 10), (10, 12)]
+    assert _images(_lanes.lane_bounds(8, 60, 5)) == [(n, n + 1) for n in range(8)]
+    # Without row blocks (min_rows = 0), no more lanes than images.
+    assert _images(_lanes.lane_bounds(3, 60, 5)) == [(0, 1), (1, 2), (2, 3)]
+    many = _images(_lanes.lane_bounds(1000, 10**9, 5))  # at most LANES lanes, each image once
     assert len(many) == _lanes.LANES
     assert [n0 for n0, _ in many[1:]] == [n1 for _, n1 in many[:-1]]
-    assert many[0][0] == 0 and many[-1][1] == 100
-    assert _lanes.lane_bounds(0, 10**9) == []
+    assert many[0][0] == 0 and many[-1][1] == 1000
+    assert _lanes.lane_bounds(0, 10**9, 5) == []
+    assert _images(_lanes.lane_bounds(8, 10**9, 5, max_lanes=2)) == [(0, 4), (4, 8)]
+
+
+@pytest.mark.parametrize("n, rows, min_rows", [(1, 56, 2), (1, 7, 3), (3, 20, 1), (2, 5, 5)],
+                         ids=lambda v: str(v))
+def test_row_blocks_cover_each_image_once(monkeypatch, n, rows, min_rows):
+    """With fewer images than lanes, each image is cut into blocks of at least min_rows
+    output rows that cover it once, in order."""
+    monkeypatch.setattr(_lanes, "LANE_WORK", 10)
+    monkeypatch.setattr(_lanes, "SMALL_CALL", 50)
+    bounds = _lanes.lane_bounds(n, 10**6, rows, min_rows)
+    assert len(bounds) > n or rows < 2 * min_rows
+    for m in range(n):
+        blocks = [(i0, i1) for n0, n1, i0, i1 in bounds if n0 == m]
+        assert all(n1 == n0 + 1 for n0, n1, _, _ in bounds)
+        assert blocks[0][0] == 0 and blocks[-1][1] == rows
+        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+        assert all(i1 - i0 >= min_rows for i0, i1 in blocks)
+
+
+def test_odd_row_blocks_alternate_within_each_image():
+    bounds = [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 6), (1, 2, 0, 3), (1, 2, 3, 6)]
+    assert _lanes._odd_row_blocks(bounds) == [False, True, False, False, True]
+    assert _lanes._odd_row_blocks([(0, 4, 0, 6), (4, 8, 0, 6)]) == [False, False]
