@@ -168,6 +168,10 @@ class ConvGeometry:
     dw: int
     ho: int
     wo: int
+    # Bottom and right padding; ph and pw are the top and left amounts, the only ones the
+    # kernels take (as offsets, with the output size): -1 means the same as ph / pw.
+    ph_end: int = -1
+    pw_end: int = -1
     rows: int = field(init=False)  # rows of a column matrix: C * fh * fw
     positions: int = field(init=False)  # output positions per image: Ho * Wo
     multiply_adds: int = field(init=False)  # of the forward product: N * K * rows * positions
@@ -178,13 +182,17 @@ class ConvGeometry:
     w_shape: tuple[int, int, int, int] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.ph_end < 0:
+            object.__setattr__(self, "ph_end", self.ph)
+        if self.pw_end < 0:
+            object.__setattr__(self, "pw_end", self.pw)
         derived = {
             "rows": self.c * self.fh * self.fw,
             "positions": self.ho * self.wo,
             "kernel_args": (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw, self.dh,
                             self.dw, self.ho, self.wo),
-            "is_pointwise": (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw)
-            == (1, 1, 1, 1, 0, 0),
+            "is_pointwise": (self.fh, self.fw, self.sh, self.sw, self.ph, self.pw,
+                             self.ph_end, self.pw_end) == (1, 1, 1, 1, 0, 0, 0, 0),
             "x_shape": (self.n, self.c, self.h, self.w),
             "out_shape": (self.n, self.k, self.ho, self.wo),
             "w_shape": (self.k, self.c, self.fh, self.fw),
@@ -192,6 +200,11 @@ class ConvGeometry:
         derived["multiply_adds"] = self.n * self.k * derived["rows"] * derived["positions"]
         for name, value in derived.items():
             object.__setattr__(self, name, value)  # frozen: the dataclass way to initialise
+
+    @property
+    def pads(self) -> tuple[int, int, int, int]:
+        """The padding as ``(top, bottom, left, right)``."""
+        return self.ph, self.ph_end, self.pw, self.pw_end
 
 
 # Geometries already validated, by their arguments: a layer calls with the same ones again
@@ -206,25 +219,37 @@ def _is_int_pair(value: object) -> bool:
             and type(value[0]) is int and type(value[1]) is int)
 
 
+def _is_padding_key(value: object, padding_forms: bool) -> bool:
+    """Padding that can key a remembered geometry: an int or a pair of ints, and with
+    ``padding_forms`` also a string or a pair of pairs of ints."""
+    return (type(value) is int or _is_int_pair(value)
+            or (padding_forms and (type(value) is str or (
+                type(value) is tuple and len(value) == 2
+                and _is_int_pair(value[0]) and _is_int_pair(value[1])))))
+
+
 def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
                   stride: object, padding: object, dilation: object,
-                  op: str = "conv2d") -> ConvGeometry:
+                  op: str = "conv2d", *, padding_forms: bool = False) -> ConvGeometry:
     """Validate hyperparameters against an input shape and compute the output size.
 
-    Output size follows the floor rule ``(H + 2P - D*(F-1) - 1) // S + 1``.  Valid
-    geometries are remembered (errors are not), so repeated calls skip the checks.
+    Output size follows the floor rule ``(H + top + bottom - D*(F-1) - 1) // S + 1``.
+    ``padding`` is an int or an ``(h, w)`` pair (both sides); with ``padding_forms`` also a
+    pair of pairs ``((top, bottom), (left, right))``, ``'valid'`` or ``'same'`` (see
+    ``numbaconv._padding``).  Valid geometries are remembered (errors are not), so repeated
+    calls skip the checks.
     """
     key = None
-    # Only ints and pairs of ints are looked up: a bool or a float equal to a valid int
-    # would find its geometry, yet must be rejected.
+    # Only ints, pairs of ints (and padding strings) are looked up: a bool or a float equal
+    # to a valid int would find its geometry, yet must be rejected.
     if (type(x_shape) is tuple and (type(stride) is int or _is_int_pair(stride))
-            and (type(padding) is int or _is_int_pair(padding))
+            and (type(padding) is int or _is_padding_key(padding, padding_forms))
             and (type(dilation) is int or _is_int_pair(dilation))):
-        key = (x_shape, k, fh, fw, stride, padding, dilation, op)
+        key = (x_shape, k, fh, fw, stride, padding, dilation, op, padding_forms)
         known = _known_geometries.get(key)
         if known is not None:
             return known
-    geom = _check_geometry(x_shape, k, fh, fw, stride, padding, dilation, op)
+    geom = _check_geometry(x_shape, k, fh, fw, stride, padding, dilation, op, padding_forms)
     if key is not None:
         if len(_known_geometries) >= _KNOWN_GEOMETRIES_MAX:
             _known_geometries.clear()
@@ -234,10 +259,16 @@ def make_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
 
 def _check_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
                     stride: object, padding: object, dilation: object,
-                    op: str) -> ConvGeometry:
+                    op: str, padding_forms: bool = False) -> ConvGeometry:
     sh, sw = as_pair("stride", stride, 1)
-    ph, pw = as_pair("padding", padding, 0)
     dh, dw = as_pair("dilation", dilation, 1)
+    if padding_forms:
+        from numbaconv._padding import as_padding  # (it builds on this module)
+
+        ph, ph_end, pw, pw_end = as_padding(padding, fh, fw, (sh, sw), (dh, dw))
+    else:
+        ph, pw = as_pair("padding", padding, 0)
+        ph_end, pw_end = ph, pw
     n, c, h, w = map(int, x_shape)
     if fh < 1 or fw < 1:
         raise ValueError(f"kernel size must be positive, got ({fh} x {fw})")
@@ -247,12 +278,12 @@ def _check_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
             f"but got input of size: {[n, c, h, w]}")
     if k < 1:
         raise ValueError(f"weight must have at least one filter, got {k}")
-    hp, wp = h + 2 * ph, w + 2 * pw
+    hp, wp = h + ph + ph_end, w + pw + pw_end
     eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1
     # Messages are built only on failure: this runs on every call, also on tiny ones.
     if max(hp, wp, eh, ew) >= MAX_SIZE:
-        for label, size in ((f"padded input height (H + 2*padding, padding {ph})", hp),
-                            (f"padded input width (W + 2*padding, padding {pw})", wp),
+        for label, size in ((f"padded input height (H + padding, padding {(ph, ph_end)})", hp),
+                            (f"padded input width (W + padding, padding {(pw, pw_end)})", wp),
                             (f"dilated kernel height (dilation {dh})", eh),
                             (f"dilated kernel width (dilation {dw})", ew)):
             check_count(label, size)
@@ -263,7 +294,7 @@ def _check_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
             f"Kernel size can't be greater than actual input size")
     ho = (hp - eh) // sh + 1
     wo = (wp - ew) // sw + 1
-    geom = ConvGeometry(n, c, h, w, k, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+    geom = ConvGeometry(n, c, h, w, k, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, ph_end, pw_end)
     # The largest offsets any kernel forms: column buffers, outputs and inputs.
     counts = (("column matrix size (C*fh*fw * Ho*Wo * N)", geom.rows * geom.positions * max(n, 1)),
               ("output size (N*K*Ho*Wo)", n * k * ho * wo),
@@ -271,5 +302,5 @@ def _check_geometry(x_shape: tuple[int, ...], k: int, fh: int, fw: int,
     for label, count in counts:
         if count >= MAX_SIZE:
             check_count(label + f" for input {[n, c, h, w]}, kernel ({fh} x {fw}), stride "
-                        f"{(sh, sw)}, padding {(ph, pw)}, dilation {(dh, dw)}", count)
+                        f"{(sh, sw)}, padding {geom.pads}, dilation {(dh, dw)}", count)
     return geom
