@@ -123,7 +123,7 @@ def markdown_table(report: dict[str, Any]) -> str:
     out += ["", "| " + " | ".join(COLUMNS) + " |",
             "|" + "|".join("---" if i < 3 else "---:" for i in range(len(COLUMNS))) + "|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
-    out += ["", LEGEND, "", "Shapes (SPEC section 5):", ""]
+    out += ["", LEGEND, "", "Shapes:", ""]
     used = list(dict.fromkeys(r["shape"] for r in report["results"]))
     out += [f"- `{name}`: {SHAPES[name].describe()}" for name in used if name in SHAPES]
     return "\n".join(out) + "\n"
