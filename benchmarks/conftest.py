@@ -9,10 +9,19 @@ Options added here:
 ``--bench-shapes a,b``  restrict the SPEC shapes (default: all)
 ``--bench-dtypes ...``  float32, float64 or both (default: both)
 ``--bench-impls ...``   restrict the implementations (default: all available)
+
+and for the real networks (benchmarks/test_networks.py), each with an environment variable
+that sets its default:
+
+``--bench-networks a,b``  ``NUMBACONV_BENCH_NETWORKS``: networks (default: all)
+``--bench-batches 1,8``   ``NUMBACONV_BENCH_BATCHES``: batch sizes (default: 1)
+``--bench-layers ...``    ``NUMBACONV_BENCH_LAYERS``: ``smoke`` (a few layers per network,
+                          the default), ``all``, or shell-style patterns of layer names
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,8 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--bench-shapes", default=",".join(sh.SHAPES),
                     help="comma-separated SPEC shape names (default: all)")
     group.addoption("--bench-dtypes", default="both", help="float32, float64 or both")
-    group.addoption("--bench-impls", default=",".join(sh.IMPLS),
+    group.addoption("--bench-impls", default=",".join((*sh.IMPLS, "bare")),
                     help="comma-separated implementations (default: all available)")
+    group.addoption("--bench-networks", default=os.environ.get("NUMBACONV_BENCH_NETWORKS", "all"),
+                    help="networks of test_networks.py (default: all; "
+                         "env NUMBACONV_BENCH_NETWORKS)")
+    group.addoption("--bench-batches", default=os.environ.get("NUMBACONV_BENCH_BATCHES", "1"),
+                    help="batch sizes of test_networks.py (default: 1; "
+                         "env NUMBACONV_BENCH_BATCHES)")
+    group.addoption("--bench-layers", default=os.environ.get("NUMBACONV_BENCH_LAYERS", "smoke"),
+                    help="layers of test_networks.py: smoke (a few per network, default), all, "
+                         "or shell-style name patterns (env NUMBACONV_BENCH_LAYERS)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

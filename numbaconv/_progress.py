@@ -1,48 +1,73 @@
-"""A dependency-free progress bar for the command-line tools."""
+"""The progress bar of the command-line tools, drawn by tqdm.
+
+The bar counts *finished* steps: :meth:`ProgressBar.start` names the step that is running
+without counting it, :meth:`ProgressBar.update` counts it once it is done, so the bar never
+reads 100 % while the last step still runs.  On a terminal tqdm redraws one line in place;
+elsewhere (CI logs, pipes) every finished step prints one line, so logs stay readable.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
-import time
 from typing import TextIO
+
+from tqdm import tqdm
+
+
+class _Lines:
+    """A file for tqdm that turns its in-place redraws (``\\r`` + text) into whole lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.last = ""
+
+    def write(self, text: str) -> int:
+        line = text.replace("\r", "").rstrip()
+        if line and line != self.last:  # closing the bar draws the last state again
+            self.stream.write(line + "\n")
+            self.last = line
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
 
 class ProgressBar:
-    """Draw ``[#####-----] 5/10 label`` on one terminal line.
+    """``5/10 [00:12<00:12] label``: how many of ``total`` steps are finished.
 
-    On a terminal the line is redrawn in place; elsewhere (CI logs, pipes) one line is
-    printed per step so logs stay readable. Use as a context manager or call ``close``.
+    Use as a context manager or call :meth:`close`.  With ``enabled=False`` nothing is drawn
+    (the counts are still kept).
     """
 
-    def __init__(self, total: int, *, width: int = 28, stream: TextIO | None = None,
-                 enabled: bool = True) -> None:
+    def __init__(self, total: int, *, stream: TextIO | None = None, enabled: bool = True,
+                 unit: str = "step") -> None:
         self.total = max(int(total), 0)
-        self.width = width
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = enabled
         self.count = 0
-        self._start = time.perf_counter()
-        self._interactive = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label = ""
+        stream = sys.stderr if stream is None else stream
+        self._interactive = bool(getattr(stream, "isatty", lambda: False)())
+        self._bar = tqdm(
+            total=self.total, file=stream if self._interactive else _Lines(stream),
+            disable=not enabled, unit=unit, leave=True,
+            ncols=shutil.get_terminal_size((100, 24)).columns if self._interactive else 100,
+            mininterval=0.1 if self._interactive else 0,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
+
+    def start(self, label: str) -> None:
+        """Show that the step ``label`` runs now (it is not counted until :meth:`update`)."""
+        self.label = label
+        self._bar.set_postfix_str(f"running {label}", refresh=self._interactive)
 
     def update(self, label: str = "", step: int = 1) -> None:
-        self.count = min(self.count + step, self.total) if self.total else self.count + step
-        if not self.enabled:
-            return
-        done = self.count / self.total if self.total else 1.0
-        filled = int(round(done * self.width))
-        elapsed = time.perf_counter() - self._start
-        line = (f"[{'#' * filled}{'-' * (self.width - filled)}] {self.count}/{self.total} "
-                f"{elapsed:6.1f}s {label}")
-        if self._interactive:
-            self.stream.write("\r\033[K" + line)
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        """Count ``step`` finished steps, the last of them described by ``label``."""
+        self.count += step
+        self.label = label
+        self._bar.set_postfix_str(label, refresh=False)
+        self._bar.update(step)
 
     def close(self) -> None:
-        if self.enabled and self._interactive:
-            self.stream.write("\n")
-            self.stream.flush()
+        self._bar.close()
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -278,3 +278,43 @@ def test_profile_reports_the_fastest_run_and_the_median_share(monkeypatch) -> No
     assert 0.015 <= times["wall"] < 0.025  # the 10 ms nap, not the median or the mean
     assert times["gemm"] < times["wall"] * times["threads"]
     assert 0.0 < profile.outside_gemm_share(times) < times["outside_median"] < 1.0
+
+
+@pytest.mark.parametrize(("args", "text"), [
+    pytest.param((12.3e-3, 11.9e-3, 13.8e-3), "12.30 ms (11.90-13.80)", id="ms"),
+    pytest.param((5e-6, 4.5e-6, 9e-6), "5.0 us (4.5-9.0)", id="us"),
+    pytest.param((1.5, 1.5, 1.5), "1.50 s", id="no-spread"),
+    pytest.param((None, None, None), "-", id="missing"),
+])
+def test_format_spread(args: tuple, text: str) -> None:
+    assert report.format_spread(*args) == text
+
+
+def test_format_ratio_spread() -> None:
+    assert report.format_ratio_spread(2.31, 2.2, 2.5) == "2.31x (2.20-2.50)"
+    assert report.format_ratio_spread(31.0, 28.0, 35.0) == "31.0x (28.0-35.0)"
+    assert report.format_ratio_spread(1.0) == "1.00x"
+
+
+def test_table_shows_sample_and_ratio_ranges() -> None:
+    results = [{"shape": "classic", "op": "forward", "impl": "numbaconv", "dtype": "float32",
+                "median_s": 1e-3, "min_s": 0.9e-3, "max_s": 1.2e-3},
+               {"shape": "classic", "op": "forward", "impl": "fancy", "dtype": "float32",
+                "median_s": 3e-3, "min_s": 2.9e-3, "max_s": 3.5e-3, "paired_ratio": 3.0,
+                "paired_min": 2.5, "paired_max": 3.4}]
+    text = report.text_table({"results": results, "speedups": speedups(results)})
+    assert "1.00 ms (0.90-1.20)" in text and "3.00x (2.50-3.40)" in text
+    assert "classic: N=5 C=3 10x10 K=10 3x3 S=1 P=1" in text  # the shape legend
+
+
+def test_measure_interleaved_min_rounds_pairs_slow_callables() -> None:
+    calls: list[str] = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    timings, samples = timing.measure_interleaved(fns, repeat=5, budget_s=0.0, min_rounds=3,
+                                                  warmup={"a": False, "b": False})
+    assert len(samples["a"]) == len(samples["b"]) == 3  # nobody sits out
+    timings, samples = timing.measure_interleaved(fns, repeat=2, budget_s=0.0, min_rounds=3,
+                                                  warmup={"a": False, "b": False})
+    assert len(samples["a"]) == 2  # never more than repeat
+    with pytest.raises(ValueError, match="min_rounds"):
+        timing.measure_interleaved(fns, min_rounds=0)

@@ -28,6 +28,9 @@ examples:
   numbaconv bench --memory --shapes cifar,resnet56
   numbaconv bench --scaling
   numbaconv bench --startup
+  numbaconv bench --network resnet50,vgg16 --batch 1,8,32 --dtype both --json nets.json
+  numbaconv bench --network resnet50 --batch 1 --layers 'layer3.*' --profile
+  numbaconv bench --list-shapes                 # what every shape and layer name means
 """
 
 
@@ -70,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help=f"comma-separated shape names (default: all of {','.join(sh.SHAPES)})")
     what.add_argument("--dtype", type=_listed(sh.parse_dtypes), default=["float32"],
                       metavar="{float32,float64,both}", help="default: float32")
-    what.add_argument("--ops", type=_listed(sh.parse_ops), default=list(sh.OPS),
-                      help=f"comma-separated ops (default: {','.join(sh.OPS)})")
+    what.add_argument("--ops", default=None,
+                      help=f"comma-separated ops (default: {','.join(sh.OPS)}; with --network: "
+                           "train,infer)")
     what.add_argument("--impls", type=_listed(_parse_impls), default=list(sh.IMPLS),
                       help="comma-separated implementations (default: all available; "
                            "numbaconv is always included)")
@@ -100,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "file, only the part between <!-- bench-table:start --> and "
                           "<!-- bench-table:end --> is replaced (--startup: bench-startup)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from numbaconv.bench import netcli
+
+    netcli.add_arguments(p)
     modes = p.add_argument_group("other views (instead of the timing matrix)")
     modes.add_argument("--check", type=Path, default=None, metavar="BASELINE.json",
                        help="regression gate: re-measure the baseline's speedup ratios (with "
@@ -144,6 +151,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"numbaconv bench: error: --{modes[0]} and --{modes[1]} cannot be combined",
               file=sys.stderr)
         return 2
+    from numbaconv.bench import netcli
+
+    problem = netcli.check_arguments(args)
+    try:
+        if args.network is not None:
+            ops = netcli.parse_ops(args.ops)
+        else:
+            args.ops = list(sh.OPS) if args.ops is None else sh.parse_ops(args.ops)
+    except ValueError as exc:
+        problem = problem or str(exc)
+    if problem is not None:
+        print(f"numbaconv bench: error: {problem}", file=sys.stderr)
+        return 2
+    if args.list_shapes:
+        return netcli.list_shapes(args)
+    args.argv = argv
     if args.check is not None and (args.shapes or args.quick):
         print("numbaconv bench: error: --check takes its shapes, ops and dtypes from the "
               "baseline; drop --shapes/--quick", file=sys.stderr)
@@ -165,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"numbaconv bench: error: {exc}", file=sys.stderr)
             return 2
     try:
+        if args.network is not None and args.profile:
+            return netcli.profile(args, _header(argv), ops)
+        if args.network is not None:
+            return netcli.run(args, argv, _machine(args, argv, args.dtype), ops)
         if args.startup:
             return _startup(args)
         if args.profile:
@@ -200,13 +227,29 @@ def _settings(args: argparse.Namespace) -> tuple[int, float]:
     return repeat, budget
 
 
+def _header(argv: Sequence[str] | None) -> dict[str, Any]:
+    """The machine facts of the header (without the GEMM rate, which takes a moment)."""
+    from numbaconv.bench.machine import machine_info
+
+    words = list(sys.argv[1:] if argv is None else argv)
+    machine = machine_info(words)
+    machine["command"] = " ".join(["numbaconv", "bench", *words])
+    return machine
+
+
+def _print_header(argv: Sequence[str] | None) -> dict[str, Any]:
+    from numbaconv.bench.report import header_lines
+
+    machine = _header(argv)
+    print("\n".join(header_lines(machine)) + "\n")
+    return machine
+
+
 def _machine(args: argparse.Namespace, argv: Sequence[str] | None, dtypes: Sequence[str]
              ) -> dict[str, Any]:
-    from numbaconv.bench.machine import gemm_gflops, machine_info
+    from numbaconv.bench.machine import gemm_gflops
 
-    machine = machine_info()
-    words = list(sys.argv[1:] if argv is None else argv)
-    machine["command"] = " ".join(["numbaconv", "bench", *words])
+    machine = _header(argv)
     machine["gemm_size"] = args.gemm_size
     machine["gemm_gflops"] = {dt: gemm_gflops(dt, n=args.gemm_size) for dt in dtypes}
     return machine
@@ -274,6 +317,7 @@ def _check(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
         print(f"numbaconv bench: error: {exc}", file=sys.stderr)
         return 2
     repeat, budget = _settings(args)
+    _print_header(args.argv)
     comparisons, skipped, results = run_check(
         entries, tolerance=args.tolerance, repeat=repeat, budget_s=min(budget, 0.5),
         progress=not args.no_progress, torch=False if args.no_torch else None)
@@ -306,6 +350,7 @@ def _profile(args: argparse.Namespace) -> int:
 
     shapes = args.shapes or sh.parse_shapes(sh.QUICK_SHAPES if args.quick else list(sh.SHAPES))
     repeat, _ = _settings(args)
+    machine = _print_header(args.argv)
     records = []
     summary = ["", "shape       dtype    wall        in GEMM  outside GEMM  median run",
                "(share of the thread time in the fastest run; outside GEMM in the median run)"]
@@ -320,7 +365,8 @@ def _profile(args: argparse.Namespace) -> int:
                            f"{100 * times['outside_median']:9.1f}%")
     print("\n".join(summary))
     if args.json is not None:
-        args.json.write_text(json.dumps({"profile": records}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"machine": machine, "profile": records}, indent=1)
+                             + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -329,7 +375,8 @@ def _each_shape_and_dtype(args: argparse.Namespace, shapes: Sequence[sh.Shape], 
                           measure: Callable[[sh.Shape, str], list[dict[str, Any]]],
                           table: Callable[[list[dict[str, Any]]], str]) -> int:
     """Print ``table(measure(shape, dtype))`` for every shape and dtype; the records go to
-    ``--json`` under ``key``."""
+    ``--json`` under ``key``, beside the machine facts printed first."""
+    machine = _print_header(args.argv)
     records = []
     for shape in shapes:
         for dtype in args.dtype:
@@ -337,7 +384,8 @@ def _each_shape_and_dtype(args: argparse.Namespace, shapes: Sequence[sh.Shape], 
             print(table(result))
             records += result
     if args.json is not None:
-        args.json.write_text(json.dumps({key: records}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"machine": machine, key: records}, indent=1) + "\n",
+                             encoding="utf-8")
         print(f"wrote {args.json}")
     return 0
 
@@ -363,6 +411,7 @@ def _startup(args: argparse.Namespace) -> int:
     from numbaconv.bench.startup import measure_startup, startup_table
 
     shapes = args.shapes or [sh.SHAPES["classic"]]
+    machine = _print_header(args.argv)
     results = []
     for shape in shapes:
         for dtype in args.dtype:
@@ -370,12 +419,14 @@ def _startup(args: argparse.Namespace) -> int:
             print(startup_table(result))
             results.append(result)
     if args.markdown is not None:
-        from numbaconv.bench.report import replace_section
+        from numbaconv.bench.report import header_lines, replace_section
 
-        body = "\n\n".join(f"```text\n{startup_table(r)}\n```" for r in results)
+        body = "\n".join(f"- {line}" for line in header_lines(machine)) + "\n\n" + "\n\n".join(
+            f"```text\n{startup_table(r)}\n```" for r in results)
         replace_section(args.markdown, "startup", body)
         print(f"wrote {args.markdown}")
     if args.json is not None:
-        args.json.write_text(json.dumps({"startup": results}, indent=1) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps({"machine": machine, "startup": results}, indent=1)
+                             + "\n", encoding="utf-8")
         print(f"wrote {args.json}")
     return 0

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -20,6 +23,69 @@ def cpu_model() -> str:
             if line.lower().startswith("model name"):
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine() or "unknown"
+
+
+#: The SIMD flags that decide which kernels NumPy's BLAS, Numba and PyTorch can use
+#: (x86: SSE4.2 to AVX-512 and AMX; Arm: NEON "asimd" and SVE).
+SIMD_FLAGS: tuple[str, ...] = (
+    "sse4_2", "avx", "avx2", "fma", "avx512f", "avx512dq", "avx512bw", "avx512vl",
+    "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "asimd", "sve", "sve2")
+
+
+def lscpu_fields(run: Any = subprocess.run) -> dict[str, str]:
+    """``lscpu``'s "Field: value" lines (empty where lscpu is missing or fails)."""
+    if shutil.which("lscpu") is None:
+        return {}
+    try:
+        done = run(["lscpu"], capture_output=True, text=True, timeout=10, check=False,
+                   env={**os.environ, "LC_ALL": "C"})
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    fields = {}
+    for line in done.stdout.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() not in fields:
+            fields[key.strip()] = value.strip()
+    return fields
+
+
+def cpu_flags(fields: dict[str, str] | None = None) -> list[str]:
+    """The :data:`SIMD_FLAGS` this CPU has (from lscpu, else /proc/cpuinfo)."""
+    text = (fields or {}).get("Flags", "")
+    if not text:
+        with suppress(OSError), open("/proc/cpuinfo", encoding="utf-8",
+                                     errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith(("flags", "features")):
+                    text = line.split(":", 1)[1]
+                    break
+    have = set(text.split())
+    return [flag for flag in SIMD_FLAGS if flag in have]
+
+
+def blas_kernel(argv: list[str] | None = None, env: Mapping[str, str] | None = None,
+                probe: Callable[[], str | None] | None = None
+                ) -> tuple[dict[str, Any], list[str]]:
+    """NumPy's OpenBLAS (kernel, version, threads, the forcing variables and the kernel it
+    picks unforced) and the header's warnings about it.
+
+    ``env`` defaults to ``os.environ`` and ``probe`` to
+    :func:`numbaconv.bench.openblas.unforced_core` (a subprocess, started only when
+    ``OPENBLAS_CORETYPE`` is set); tests pass their own instead of changing the environment.
+    """
+    from numbaconv.bench import openblas
+
+    env = os.environ if env is None else env
+    facts = openblas.openblas_facts()
+    forcing = {v: env[v] for v in openblas.FORCING_VARIABLES if v in env}
+    facts["environment"] = forcing
+    if "OPENBLAS_CORETYPE" in forcing:
+        facts["unforced_core"] = (probe or openblas.unforced_core)()
+    else:
+        facts["unforced_core"] = facts.get("core")
+    warning = openblas.forcing_warning(env, facts.get("core"), facts["unforced_core"],
+                                       openblas.unforced_command(argv))
+    return facts, [] if warning is None else [warning]
 
 
 def usable_cores() -> int:
@@ -99,11 +165,20 @@ def gemm_gflops(dtype: str, n: int = 2048, repeat: int = 5) -> float:
     return 2.0 * n**3 / best / 1e9
 
 
-def machine_info() -> dict[str, Any]:
-    """Everything about the run's environment that goes in the report header and JSON."""
+def machine_info(argv: list[str] | None = None) -> dict[str, Any]:
+    """Everything about the run's environment that goes in the report header and JSON.
+
+    ``argv`` are the ``numbaconv bench`` arguments (default ``sys.argv[1:]``), for the
+    command that repeats the run without a forced OpenBLAS kernel.
+    """
     blas = blas_info()
+    fields = lscpu_fields()
+    openblas, warnings = blas_kernel(argv)
     return {
-        "cpu": cpu_model(),
+        "cpu": fields.get("Model name") or cpu_model(),
+        "cpu_flags": cpu_flags(fields),
+        "openblas": openblas,
+        "warnings": warnings,
         "cores": usable_cores(),
         "os_cpu_count": os.cpu_count(),
         "platform": platform.platform(),

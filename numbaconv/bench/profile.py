@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numba
@@ -28,12 +29,17 @@ STAGES = ("gemm", "im2col", "col2im", "bias", "other")
 def stage_times(problem: Problem, *, repeat: int = 7) -> dict[str, float]:
     """Thread-seconds per stage of one forward+backward, plus ``wall`` and ``threads``, from
     the fastest of ``repeat`` runs; ``outside_median`` is the median over the runs of the share
-    outside the matrix products.
+    outside the matrix products (see :func:`callable_stage_times`)."""
+    return callable_stage_times(make_callable(problem, "forward+backward", "numbaconv"),
+                                repeat=repeat)
+
+
+def callable_stage_times(fn: Callable[[], object], *, repeat: int = 7) -> dict[str, float]:
+    """:func:`stage_times` of any zero-argument callable running numbaconv's layers.
 
     The fastest run is the one least disturbed by other load: on a shared machine a thread
     that is descheduled mid-call makes the others wait, which shows up as "other" time that
     belongs to the machine, not to the layer.  The median share is reported beside it."""
-    fn = make_callable(problem, "forward+backward", "numbaconv")
     fn()  # warm-up: JIT compilation is never timed
     threads = numba.get_num_threads()
     runs = []

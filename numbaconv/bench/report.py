@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,39 @@ def format_time(seconds: float | None) -> str:
     return f"{seconds:.2f} s"
 
 
+def _unit(seconds: float) -> tuple[float, str, str]:
+    if seconds < 1e-3:
+        return 1e6, "us", ".1f"
+    if seconds < 1.0:
+        return 1e3, "ms", ".2f"
+    return 1.0, "s", ".2f"
+
+
+def format_spread(median: float | None, low: float | None = None,
+                  high: float | None = None) -> str:
+    """``12.3 ms (11.9-13.8)``: the median and the range of the samples, in the median's
+    unit; only the median when the range is missing or empty."""
+    if median is None:
+        return "-"
+    if low is None or high is None or low == high:
+        return format_time(median)
+    scale, unit, spec = _unit(median)
+    return (f"{median * scale:{spec}} {unit} "
+            f"({low * scale:{spec}}-{high * scale:{spec}})")
+
+
+def format_ratio_spread(ratio: float | None, low: float | None = None,
+                        high: float | None = None) -> str:
+    """``2.31x (2.2-2.5)``: a ratio and the range of the per-round ratios behind it."""
+    if ratio is None:
+        return "-"
+    text = format_ratio(ratio)
+    if low is None or high is None or low == high:
+        return text
+    digits = 0 if high >= 100 else 1 if high >= 10 else 2
+    return f"{text} ({low:.{digits}f}-{high:.{digits}f})"
+
+
 def format_ratio(ratio: float | None) -> str:
     """``1234x``, ``12.3x``, ``0.62x``; ``-`` for a missing ratio."""
     if ratio is None:
@@ -41,7 +75,7 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     keys: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
     for r in results:
         keys.setdefault((r["shape"], r["op"], r["dtype"]), {})[r["impl"]] = r
-    ratios = {(s["shape"], s["op"], s["dtype"], s["vs"]): s["ratio"]
+    ratios = {(s["shape"], s["op"], s["dtype"], s["vs"]): s
               for s in report.get("speedups", [])}
     rows = []
     for (shape, op, dtype), by_impl in keys.items():
@@ -53,9 +87,9 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
             elif rec.get("error"):
                 row.append("error")
             else:
-                row.append(format_time(rec["median_s"]))
+                row.append(format_spread(rec["median_s"], rec.get("min_s"), rec.get("max_s")))
         for vs in ("naive", "fancy", "torch"):
-            row.append(format_ratio(ratios.get((shape, op, dtype, vs))))
+            row.append(_ratio_cell(ratios.get((shape, op, dtype, vs))))
         ours = by_impl.get("numbaconv") or {}
         gflops = ours.get("gflops")
         row.append("-" if gflops is None else f"{gflops:.1f}")
@@ -65,13 +99,48 @@ def table_rows(report: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
+def openblas_line(machine: dict[str, Any]) -> str | None:
+    """``OpenBLAS 0.3.31: kernel Haswell, 2 threads (OPENBLAS_CORETYPE not set)``."""
+    ob = machine.get("openblas")
+    if not ob:
+        return None
+    env = ob.get("environment") or {}
+    forced = ", ".join(f"{k}={v}" for k, v in env.items()) or "OPENBLAS_CORETYPE not set"
+    unforced = ob.get("unforced_core")
+    if env.get("OPENBLAS_CORETYPE") and unforced and unforced != ob.get("core"):
+        forced += f"; unforced kernel: {unforced}"
+    threads = ob.get("threads", "?")
+    return (f"BLAS: OpenBLAS {ob.get('version', '?')}, kernel {ob.get('core', '?')}, "
+            f"{threads} thread{'' if threads == 1 else 's'} ({forced})")
+
+
+def _ratio_cell(speedup: dict[str, Any] | None) -> str:
+    """The paired ratio (median over rounds) with its range; the ratio of the medians where
+    the samples could not be paired."""
+    if speedup is None:
+        return "-"
+    if "ratio_paired" in speedup:
+        return format_ratio_spread(speedup["ratio_paired"], speedup.get("ratio_paired_min"),
+                                   speedup.get("ratio_paired_max"))
+    return format_ratio(speedup["ratio"])
+
+
 def header_lines(machine: dict[str, Any]) -> list[str]:
-    """Machine, threads and versions, one fact per line."""
+    """Machine, BLAS kernel, threads and versions, one fact per line; warnings last."""
     v = machine.get("versions", {})
     th = machine.get("threads", {})
     gemm = machine.get("gemm_gflops", {})
-    lines = [
-        f"CPU: {machine.get('cpu', '?')} ({machine.get('cores', '?')} usable cores)",
+    flags = machine.get("cpu_flags")
+    simd = ""
+    if flags is not None:
+        simd = f"; SIMD: {' '.join(flags) or 'none of the listed'}"
+        if "avx2" in flags and "avx512f" not in flags:
+            simd += " (no avx512f)"
+    lines = [f"CPU: {machine.get('cpu', '?')} ({machine.get('cores', '?')} usable cores){simd}"]
+    blas = openblas_line(machine)
+    if blas:
+        lines.append(blas)
+    lines += [
         "threads: numba {} ({}), BLAS {}{}".format(
             th.get("numba", "?"), th.get("numba_layer", "?"), th.get("blas", "?"),
             f", torch {th['torch']}" if "torch" in th else ""),
@@ -85,12 +154,23 @@ def header_lines(machine: dict[str, Any]) -> list[str]:
             f"{dt} {rate:.1f} GFLOP/s" for dt, rate in gemm.items()))
     if machine.get("date"):
         lines.append(f"date: {machine['date']}")
+    lines += list(machine.get("warnings", []))
     return lines
 
 
-LEGEND = ("times are medians per call; 'x fancy' = fancy time / numbaconv time (>1: numbaconv "
-          "faster); GFLOP/s and % GEMM are numbaconv's effective rate (forward "
-          "2*N*K*C*fh*fw*Ho*Wo FLOPs, backward twice that) relative to np.dot's rate above.")
+LEGEND = ("times: median per call (min-max of the samples); 'x fancy' = fancy time / "
+          "numbaconv time (>1: numbaconv faster), the median of the ratios of samples taken in "
+          "the same round (min-max of those ratios); GFLOP/s and % GEMM are numbaconv's "
+          "effective rate (forward 2*N*K*C*fh*fw*Ho*Wo FLOPs, backward twice that) relative to "
+          "np.dot's rate above.")
+
+
+def shape_lines(names: Sequence[str]) -> list[str]:
+    """The legend of the SPEC shapes named in a table: what each name stands for."""
+    from numbaconv.bench.layers import SHAPE_LEGEND
+
+    return [SHAPE_LEGEND] + [f"  {name}: {SHAPES[name].describe()}" for name in names
+                             if name in SHAPES]
 
 
 def text_table(report: dict[str, Any]) -> str:
@@ -106,7 +186,11 @@ def text_table(report: dict[str, Any]) -> str:
     lines = header_lines(report.get("machine", {}))
     lines += ["", fmt(COLUMNS), fmt(["-" * w for w in widths])]
     lines += [fmt(r) for r in rows]
-    lines += ["", LEGEND]
+    legend, *shapes = shape_lines(list(dict.fromkeys(r["shape"] for r in report["results"])))
+    lines.append("")
+    for para in (LEGEND, legend):
+        lines += textwrap.wrap(para, 100, subsequent_indent="  ")
+    lines += shapes
     errors = [r for r in report["results"] if r.get("error")]
     for r in errors:
         lines.append(f"error: {r['impl']} {r['op']}|{r['shape']}|{r['dtype']}: {r['error']}")
@@ -125,7 +209,8 @@ def markdown_table(report: dict[str, Any]) -> str:
     out += ["| " + " | ".join(r) + " |" for r in rows]
     out += ["", LEGEND, "", "Shapes:", ""]
     used = list(dict.fromkeys(r["shape"] for r in report["results"]))
-    out += [f"- `{name}`: {SHAPES[name].describe()}" for name in used if name in SHAPES]
+    legend, *described = shape_lines(used)
+    out += [legend, ""] + [f"- `{line.strip().replace(':', '`:', 1)}" for line in described]
     return "\n".join(out) + "\n"
 
 

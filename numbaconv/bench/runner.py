@@ -57,8 +57,10 @@ def run_plan(plan: Sequence[Task], *, repeat: int = 7, budget_s: float = 1.0,
             if key not in problems:
                 problems.clear()  # one problem's arrays at a time keeps memory bounded
                 problems[key] = Problem(task.shape, task.dtype)
-            bar.update(f"{task.op}|{task.shape.name}|{task.dtype}")
+            label = f"{task.op}|{task.shape.name}|{task.dtype}"
+            bar.start(label)
             results += time_task(problems[key], task, repeat=repeat, budget_s=budget_s)
+            bar.update(label)
     return results
 
 
@@ -98,8 +100,9 @@ def time_task(problem: Problem, task: Task, *, repeat: int = 7, budget_s: float 
         if impl != "numbaconv" and "numbaconv" in timings:
             mine = samples[impl]
             if mine and len(mine) == len(ours):
-                rec["paired_ratio"] = statistics.median(a / b for a, b in zip(mine, ours,
-                                                                              strict=True))
+                pairs = [a / b for a, b in zip(mine, ours, strict=True)]
+                rec["paired_ratio"] = statistics.median(pairs)
+                rec["paired_min"], rec["paired_max"] = min(pairs), max(pairs)
             else:
                 rec["paired_ratio"] = timing.median_s / timings["numbaconv"].median_s
     return list(records.values())
@@ -136,6 +139,10 @@ def merge_runs(runs: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]
         pairs = [r["paired_ratio"] for r in ok if r.get("paired_ratio")]
         if pairs:
             rec["paired_ratio"] = min(pairs)
+        for key, pick in (("paired_min", min), ("paired_max", max)):
+            values = [r[key] for r in ok if r.get(key)]
+            if values:
+                rec[key] = pick(values)
         merged.append(rec)
     return merged
 
@@ -155,7 +162,8 @@ def speedups(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     ``ratio`` compares medians (the number in the tables); ``ratio_min`` compares the
     fastest samples, which interference from other processes inflates least;
     ``ratio_paired`` is the median of the per-round ratios of interleaved samples (the
-    steadiest, used by the regression gate). Greater than 1 means numbaconv is faster.
+    steadiest, used by the regression gate), ``ratio_paired_min``/``_max`` their range.
+    Greater than 1 means numbaconv is faster.
     """
     by_key: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
     for r in results:
@@ -174,6 +182,9 @@ def speedups(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
                     entry["ratio_min"] = recs[vs]["min_s"] / ours["min_s"]
                 if recs[vs].get("paired_ratio"):
                     entry["ratio_paired"] = recs[vs]["paired_ratio"]
+                    for end in ("min", "max"):
+                        if recs[vs].get(f"paired_{end}"):
+                            entry[f"ratio_paired_{end}"] = recs[vs][f"paired_{end}"]
                 out.append(entry)
     return out
 

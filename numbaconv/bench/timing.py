@@ -132,7 +132,8 @@ def wait_for_idle_threads(max_wait_s: float = 0.5, window_s: float = 0.01,
 def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7,
                         budget_s: float = 1.0, min_sample_s: float = 2e-3,
                         max_number: int = 1000, warmup: dict[str, bool] | None = None,
-                        idle_wait: bool = True,
+                        idle_wait: bool = True, min_rounds: int = 1,
+                        precall_max_s: float | None = None,
                         ) -> tuple[dict[str, Timing], dict[str, list[float]]]:
     """Time several callables doing the same work, alternating their samples.
 
@@ -148,7 +149,11 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
     untimed warm-up (:func:`warm_up`, unless ``warmup[name]`` is False), one estimate call,
     and a loop count ``number`` making one sample last ``min_sample_s``. The number of rounds
     is at most ``repeat`` and fits ``budget_s`` per callable. A callable whose estimate alone
-    exceeds ``budget_s`` keeps that single sample and sits out the rounds.
+    exceeds ``budget_s`` keeps that single sample and sits out the rounds, unless
+    ``min_rounds`` > 1: then there are at least ``min(min_rounds, repeat)`` rounds, whatever
+    the budget, and every callable takes part in each, so slow callables are paired too.
+    ``precall_max_s`` limits the untimed call before a sample to samples shorter than that
+    (the wake-up it absorbs costs about 1 ms, nothing beside a sample of a second).
 
     Returns
     -------
@@ -170,12 +175,15 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
         t0 = clock()
         fn()
         est[name] = clock() - t0
-    slow = {n for n, e in est.items() if e >= budget_s}
+    if min_rounds < 1:
+        raise ValueError(f"min_rounds must be a positive integer, got {min_rounds}")
+    slow = {n for n, e in est.items() if e >= budget_s} if min_rounds == 1 else set()
     number = {n: 1 if est[n] >= min_sample_s
               else min(max_number, int(min_sample_s / max(est[n], 1e-9)) + 1)
               for n in fns if n not in slow}
     round_s = sum(est[n] * number[n] for n in number)
-    rounds = max(1, min(repeat, int(budget_s * max(len(number), 1) / max(round_s, 1e-9))))
+    rounds = max(min(min_rounds, repeat),
+                 min(repeat, int(budget_s * max(len(number), 1) / max(round_s, 1e-9))))
     samples: dict[str, list[float]] = {n: [] for n in fns}
     names = list(number)
     for r in range(rounds if names else 0):
@@ -184,7 +192,8 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
             fn, loops = fns[name], number[name]
             if idle_wait and len(names) > 1:
                 wait_for_idle_threads()
-                fn()  # untimed: the first call after the wait pays for waking the CPUs
+                if precall_max_s is None or est[name] * loops < precall_max_s:
+                    fn()  # untimed: the first call after the wait pays for waking the CPUs
             t0 = clock()
             for _ in range(loops):
                 fn()
