@@ -6,6 +6,7 @@ C-contiguous float32/float64 arrays and sizes that fit comfortably in int64.
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, field
 
@@ -113,6 +114,78 @@ def as_positive_int(name: str, value: object) -> int:
         raise ValueError(f"{name} must be a positive int, got {result}")
     check_count(name, result)
     return result
+
+
+def as_classic_int(name: str, value: object) -> int:
+    """``value`` as a Python int, accepting what classic (Python-2-era) code passes.
+
+    Classic code computes sizes with ``/`` (``padding = (F - 1) / 2``), so a float that is a
+    whole number (``2.0``, ``np.float32(3.0)``) is accepted as well as ints and NumPy integer
+    scalars; it is converted exactly.  A float with a fraction (``1.5``), NaN, infinities,
+    bools and other types are a TypeError naming the value.  For the drop-in functions and the
+    classic ``Conv``; the functional API keeps PyTorch's strict ints (see ``conv2d_forward``).
+    """
+    if type(value) is int:  # the common case, first
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # the NumPy scalar
+    if isinstance(value, (float, np.floating)):
+        if math.isfinite(value) and float(value).is_integer():
+            return int(value)
+        raise TypeError(
+            f"{name} must be an int (a float only when it is a whole number, such as 2.0), "
+            f"got {_describe(value)}")
+    return as_int(name, value)
+
+
+def as_classic_hyperparameter(name: str, value: object) -> object:
+    """A stride, padding or dilation from classic code with its numbers made ints.
+
+    Scalars go through :func:`as_classic_int`; tuples, lists and 1-d arrays become tuples of
+    ints (nested ones too).  Only the numbers are converted: whether the form is valid (an int
+    or an ``(h, w)`` pair, the ranges) is left to :func:`make_geometry`, and values of other
+    types (a string, say) are passed on for it to judge.  Converting before
+    :func:`make_geometry` keeps its cache keyed on ints only.
+    """
+    if type(value) is int:  # the common case, first
+        return value
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (float, np.floating, np.integer, bool, np.bool_)):
+        return as_classic_int(name, value)
+    if isinstance(value, (tuple, list)) or (isinstance(value, np.ndarray) and value.ndim == 1):
+        try:
+            return tuple(as_classic_hyperparameter(name, v) for v in value)
+        except TypeError:
+            raise TypeError(
+                f"{name} must be an int or a pair (h, w) of ints (whole-number floats such as "
+                f"2.0 are accepted), got {_describe(value)}") from None
+    return value
+
+
+def input_shape_hint(shape: tuple[int, ...], channels: int,
+                     image: tuple[int, int] | None = None) -> str:
+    """A hint for the two commonest input-shape mistakes, or ``""``.
+
+    ``shape`` is the shape of an input that was refused by a convolution expecting
+    ``(N, C, H, W)`` with ``C = channels`` (and ``(H, W) = image``, when the input size is
+    fixed, as for a layer).  A 4-D input whose last axis has C entries is probably
+    channels-last; a 3-D one is probably a single image.  Build error messages with it on
+    the error path only.
+    """
+    shape = tuple(shape)
+    if len(shape) == 4 and shape[3] == channels and (
+            shape[1] != channels or (image is not None and shape[1:3] == image)):
+        return ("; this looks like channels-last (N, H, W, C) data: convolutions here take "
+                "(N, C, H, W), so pass x.transpose(0, 3, 1, 2)")
+    if len(shape) == 3:
+        if shape[0] == channels and (image is None or shape[1:] == image):
+            return ("; this looks like a single (C, H, W) image: add the batch axis with "
+                    "x[None], shape (1, C, H, W)")
+        if shape[2] == channels and (image is None or shape[:2] == image):
+            return ("; this looks like a single channels-last (H, W, C) image: pass "
+                    "x.transpose(2, 0, 1)[None], shape (1, C, H, W)")
+    return ""
 
 
 def check_workspace(workspace: object) -> int | None:

@@ -7,11 +7,12 @@ import numpy as np
 from numbaconv._validation import (
     BackwardBeforeForwardError,
     IntPair,
+    as_classic_hyperparameter,
+    as_classic_int,
     as_float_array,
-    as_int,
     as_positive_int,
-    check_ndim,
     check_workspace,
+    input_shape_hint,
     make_geometry,
 )
 from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward
@@ -29,13 +30,38 @@ def layer_dtype(dtype: object) -> np.dtype:
 
 
 def image_dims(value: object) -> tuple[int, int, int]:
-    """Validate ``X_dim = (C, H, W)``."""
-    if not isinstance(value, (tuple, list)) or len(value) != 3:
+    """Validate ``X_dim = (C, H, W)``: a tuple, list or 1-d array of 3 sizes (ints, NumPy
+    integers or whole-number floats, as classic code computes them)."""
+    if not (isinstance(value, (tuple, list))
+            or (isinstance(value, np.ndarray) and value.ndim == 1)) or len(value) != 3:
         raise ValueError(f"X_dim must be a tuple (C, H, W) of 3 ints, got {value!r}")
-    dims = tuple(as_int("X_dim", v) for v in value)
+    dims = tuple(as_classic_int("X_dim", v) for v in value)
     if min(dims) < 1:
         raise ValueError(f"X_dim must contain positive sizes, got {value!r}")
     return dims  # type: ignore[return-value]
+
+
+def classic_weights(shape: tuple[int, int, int, int], rng: object) -> np.ndarray:
+    """The classic initialisation ``randn(*shape) / sqrt(K / 2)`` in float64, from ``rng``.
+
+    ``None`` draws from NumPy's global generator exactly as the classic layer does
+    (``np.random.randn(...) / np.sqrt(n_filter / 2.)``), so ``np.random.seed`` reproduces it
+    and the global stream moves on as it would; see :class:`Conv` for the other kinds."""
+    scale = np.sqrt(shape[0] / 2.)
+    if rng is None:
+        # The legacy global generator on purpose: it is what classic code seeds.
+        return np.random.randn(*shape) / scale  # noqa: NPY002
+    if isinstance(rng, np.random.RandomState):
+        return rng.randn(*shape) / scale
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError(f"rng must be None, an int seed >= 0, a numpy.random.Generator or a "
+                        f"RandomState, got {rng!r}")
+    try:
+        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    except (TypeError, ValueError) as err:  # default_rng's own words, with what is expected
+        raise type(err)(f"rng must be None, an int seed >= 0, a numpy.random.Generator or a "
+                        f"RandomState, got {rng!r} ({err})") from None
+    return generator.standard_normal(shape) / scale
 
 
 class WeightsAndBias:
@@ -75,9 +101,17 @@ class Conv(WeightsAndBias):
     dilation : int or (int, int), keyword-only
         Spacing between kernel taps.
     dtype : float32 or float64, keyword-only
-        Parameter dtype; floating inputs of the other precision are converted to it.
-    rng : None, int or numpy.random.Generator, keyword-only
-        Source of the classic initialisation ``W = randn(K, C, fh, fw) / sqrt(K / 2)``.
+        Parameter dtype, and the dtype of every result: ``forward`` converts floating
+        inputs of the other precision to it, so a float32 batch into a float64 layer gives
+        float64 outputs and gradients.
+    rng : None, int, numpy.random.Generator or numpy.random.RandomState, keyword-only
+        Source of the classic initialisation.  ``None`` (the default) draws exactly as the
+        classic layer, ``np.random.randn(n_filter, C, h_filter, w_filter) /
+        np.sqrt(n_filter / 2.)`` from NumPy's global generator, then casts to ``dtype``: after
+        ``np.random.seed(s)`` the weights are bit for bit the classic layer's, and the
+        global stream is left where the classic layer leaves it.  An int seeds a new
+        ``np.random.default_rng``; a Generator (``standard_normal``) or a RandomState
+        (``randn``) is drawn from, by the same formula.
     workspace : int, keyword-only
         Byte budget for the column buffer, see :func:`numbaconv.conv2d_forward`.
 
@@ -90,6 +124,14 @@ class Conv(WeightsAndBias):
         ``layer.W`` / ``layer.params[i]`` (the two stay in sync).
     h_out, w_out : int
     out_dim : tuple (K, h_out, w_out)
+
+    Notes
+    -----
+    Sizes and hyperparameters may also be NumPy integers or whole-number floats such as
+    ``2.0``, as classic (Python-2-era) code computes them with ``/``; ``1.5``, NaN and bools
+    are refused.  The functional API, :func:`numbaconv.conv2d_forward`, keeps PyTorch's
+    strict ints: it is the API of new code, where a float size is a bug to report (``/``
+    meant as ``//``), as ``torch.nn.functional.conv2d`` reports it.
     """
 
     def __init__(
@@ -107,9 +149,13 @@ class Conv(WeightsAndBias):
         workspace: int | None = None,
     ) -> None:
         self.d_X, self.h_X, self.w_X = image_dims(X_dim)
-        self.n_filter = as_positive_int("n_filter", n_filter)
-        self.h_filter = as_positive_int("h_filter", h_filter)
-        self.w_filter = as_positive_int("w_filter", w_filter)
+        self.n_filter = as_positive_int("n_filter", as_classic_int("n_filter", n_filter))
+        self.h_filter = as_positive_int("h_filter", as_classic_int("h_filter", h_filter))
+        self.w_filter = as_positive_int("w_filter", as_classic_int("w_filter", w_filter))
+        # As ints (or tuples of ints): conv2d_forward, which gets them, takes nothing else.
+        stride = as_classic_hyperparameter("stride", stride)
+        padding = as_classic_hyperparameter("padding", padding)
+        dilation = as_classic_hyperparameter("dilation", dilation)
         self.stride, self.padding, self.dilation = stride, padding, dilation
         self.dtype = layer_dtype(dtype)
         self.workspace = check_workspace(workspace)
@@ -118,21 +164,25 @@ class Conv(WeightsAndBias):
         self.h_out, self.w_out = geom.ho, geom.wo
         self.out_dim = (self.n_filter, self.h_out, self.w_out)
 
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        shape = (self.n_filter, self.d_X, self.h_filter, self.w_filter)
-        W = generator.standard_normal(shape) / np.sqrt(self.n_filter / 2.0)
+        W = classic_weights((self.n_filter, self.d_X, self.h_filter, self.w_filter), rng)
         self.params = [W.astype(self.dtype), np.zeros((self.n_filter, 1), dtype=self.dtype)]
         self._cache: ConvCache | None = None
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out)."""
+        """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out).
+
+        The result has the layer's dtype (float32 or float64 input is converted to it)."""
         X = as_float_array("X", X, dtype=self.dtype)
-        check_ndim("X", X, 4, "(N, C, H, W)", "Conv.forward")
         expected = (self.d_X, self.h_X, self.w_X)
-        if X.shape[1:] != expected:
+        if X.ndim != 4 or X.shape[1:] != expected:
+            hint = input_shape_hint(X.shape, self.d_X, (self.h_X, self.w_X))
+            if X.ndim != 4:
+                raise ValueError(
+                    f"Expected 4D X (N, C, H, W) for Conv.forward, but got X of size: "
+                    f"{list(X.shape)}{hint}")
             raise ValueError(
                 f"Conv was built for images of shape (C, H, W) = {expected}, "
-                f"got input of shape {X.shape}")
+                f"got input of shape {X.shape}{hint}")
         out, self._cache = conv2d_forward(
             X, self.W, self.b, self.stride, self.padding, self.dilation,
             workspace=self.workspace)

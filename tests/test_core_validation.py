@@ -157,19 +157,19 @@ def test_conv2d_backward_errors(func, exc, pattern):
 DROPIN_CASES = [
     ("im2col-x-3d", lambda: numbaconv.im2col_indices(X[0], 3, 3), ValueError,
      r"4D x.*\[3, 5, 6\]"),
-    ("im2col-x-int", lambda: numbaconv.im2col_indices(X.astype(np.int32), 3, 3), TypeError,
-     r"int32"),
+    ("im2col-x-object", lambda: numbaconv.im2col_indices(X.astype(object), 3, 3), TypeError,
+     r"x must be an array of a real numeric dtype.*got dtype object"),
     ("im2col-x-bool", lambda: numbaconv.im2col_indices(X > 0, 3, 3), TypeError, r"bool"),
     ("im2col-x-complex", lambda: numbaconv.im2col_indices(X.astype(np.complex64), 3, 3),
      TypeError, r"complex64"),
-    ("im2col-x-float16", lambda: numbaconv.im2col_indices(X.astype(np.float16), 3, 3),
-     TypeError, r"float16"),
+    ("im2col-x-str", lambda: numbaconv.im2col_indices(np.full(X.shape, "a"), 3, 3),
+     TypeError, r"dtype <U1"),
     ("im2col-field-0", lambda: numbaconv.im2col_indices(X, 0, 3), ValueError,
      r"field_height.*0"),
     ("im2col-field-neg", lambda: numbaconv.im2col_indices(X, 3, -1), ValueError,
      r"field_width.*-1"),
-    ("im2col-field-float", lambda: numbaconv.im2col_indices(X, 3.0, 3), TypeError,
-     r"field_height.*3\.0"),
+    ("im2col-field-fraction", lambda: numbaconv.im2col_indices(X, 3.5, 3), TypeError,
+     r"field_height.*whole number.*3\.5"),
     ("im2col-field-bool", lambda: numbaconv.im2col_indices(X, True, 3), TypeError,
      r"field_height.*True"),
     ("im2col-field-too-big", lambda: numbaconv.im2col_indices(X, 8, 3), ValueError,
@@ -194,16 +194,16 @@ DROPIN_CASES = [
      r"\(60, 27\)"),
     ("col2im-cols-3d", lambda: numbaconv.col2im_indices(COLS[None], X.shape), ValueError,
      r"2D cols.*\[1, 27, 60\]"),
-    ("col2im-cols-int", lambda: numbaconv.col2im_indices(COLS.astype(int), X.shape), TypeError,
-     r"int64"),
+    ("col2im-cols-complex", lambda: numbaconv.col2im_indices(COLS.astype(complex), X.shape),
+     TypeError, r"cols.*complex128"),
     ("col2im-xshape-3", lambda: numbaconv.col2im_indices(COLS, (2, 3, 5)), ValueError,
      r"x_shape.*\(2, 3, 5\)"),
     ("col2im-xshape-5", lambda: numbaconv.col2im_indices(COLS, (1, 2, 3, 5, 6)), ValueError,
      r"x_shape.*\(1, 2, 3, 5, 6\)"),
     ("col2im-xshape-neg", lambda: numbaconv.col2im_indices(COLS, (2, 3, -5, 6)), ValueError,
      r"x_shape.*-5"),
-    ("col2im-xshape-float", lambda: numbaconv.col2im_indices(COLS, (2, 3, 5.0, 6)), TypeError,
-     r"x_shape.*5\.0"),
+    ("col2im-xshape-fraction", lambda: numbaconv.col2im_indices(COLS, (2, 3, 5.5, 6)),
+     TypeError, r"x_shape.*5\.5"),
     ("col2im-xshape-str", lambda: numbaconv.col2im_indices(COLS, "abcd"), ValueError,
      r"x_shape.*'abcd'"),
     ("col2im-xshape-none", lambda: numbaconv.col2im_indices(COLS, None), ValueError,
@@ -253,7 +253,7 @@ LAYER_CASES = [
     ("n-filter-0", lambda: _layer(n_filter=0), ValueError, r"filter.*0"),
     ("n-filter-negative", lambda: _layer(n_filter=-2), ValueError, r"filter.*-2"),
     ("n-filter-huge", lambda: _layer(n_filter=2**62), ValueError, r"too large"),
-    ("n-filter-float", lambda: _layer(n_filter=4.0), TypeError, r"n_filter.*4\.0"),
+    ("n-filter-fraction", lambda: _layer(n_filter=4.5), TypeError, r"n_filter.*4\.5"),
     ("h-filter-0", lambda: _layer(h_filter=0), ValueError,
      r"h_filter must be a positive int, got 0"),
     ("w-filter-bool", lambda: _layer(w_filter=True), TypeError, r"w_filter.*True"),
@@ -413,7 +413,7 @@ def test_remembered_geometry_still_rejects_values_equal_to_a_valid_one(bad):
             numbaconv.conv2d_forward(X, W, None, **args)
     numbaconv.col2im_indices(COLS, X.shape, 3, 3, 1, 1)
     with pytest.raises(TypeError, match="x_shape"):
-        numbaconv.col2im_indices(COLS, (2.0, 3, 5, 6), 3, 3, 1, 1)
+        numbaconv.col2im_indices(COLS, (2.5, 3, 5, 6), 3, 3, 1, 1)  # (2.0 is accepted)
     with pytest.raises(TypeError, match="x_shape"):
         numbaconv.col2im_indices(COLS, (True, 3, 5, 6), 3, 3, 1, 1)
 

@@ -56,6 +56,15 @@ def _index_arrays(g: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return k, i, j
 
 
+def _real_array(name: str, value: object) -> np.ndarray:
+    """``value`` as an array of any real numeric dtype, which the classic functions (plain
+    NumPy indexing and ``np.add.at``) take as they are."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def _pad(x: np.ndarray, ph: int, pw: int) -> np.ndarray:
     return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), mode="constant")
 
@@ -67,8 +76,10 @@ def im2col_indices(
     padding: IntPair = 1,
     stride: IntPair = 1,
 ) -> np.ndarray:
-    """Classic im2col by fancy indexing: ``(C*fh*fw, Ho*Wo*N)``, batch index fastest."""
-    x = as_float_array("x", x)
+    """Classic im2col by fancy indexing: ``(C*fh*fw, Ho*Wo*N)``, batch index fastest.
+
+    Any real dtype, kept: the columns are a gather of ``x`` and zeros."""
+    x = _real_array("x", x)
     check_ndim("x", x, 4, "(N, C, H, W)", "im2col_indices")
     g = _geometry(x.shape, field_height, field_width, padding, stride)
     k, i, j = _index_arrays(g)
@@ -84,8 +95,11 @@ def col2im_indices(
     padding: IntPair = 1,
     stride: IntPair = 1,
 ) -> np.ndarray:
-    """Classic col2im: undo the reshape and scatter-add with ``np.add.at``."""
-    cols = as_float_array("cols", cols)
+    """Classic col2im: undo the reshape and scatter-add with ``np.add.at``.
+
+    Any real dtype, summed in that dtype (float16 rounds after every addition, ints wrap
+    around on overflow), as the classic code does."""
+    cols = _real_array("cols", cols)
     check_ndim("cols", cols, 2, "(C*field_height*field_width, Ho*Wo*N)", "col2im_indices")
     n, c, h, w = (as_int("x_shape", s) for s in x_shape)
     g = _geometry((n, c, h, w), field_height, field_width, padding, stride)
@@ -143,7 +157,12 @@ def fancy_conv2d_backward(
 
 
 class FancyConv:
-    """The classic im2col layer on the fancy-index functions (same API as ``numbaconv.Conv``)."""
+    """The classic im2col layer on the fancy-index functions (same API as ``numbaconv.Conv``).
+
+    With ``rng=None`` the weights are the classic layer's
+    ``np.random.randn(n_filter, C, h_filter, w_filter) / np.sqrt(n_filter / 2.)``, drawn from
+    NumPy's global generator (so ``np.random.seed`` reproduces them); an int seed or a
+    ``numpy.random.Generator`` draws the same formula from that generator instead."""
 
     def __init__(self, X_dim, n_filter, h_filter, w_filter, stride, padding, *,
                  dtype=np.float64, rng=None) -> None:
@@ -154,9 +173,16 @@ class FancyConv:
                           stride, padding, 1, op="FancyConv")
         self.h_out, self.w_out = g.ho, g.wo
         self.out_dim = (n_filter, g.ho, g.wo)
-        generator = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-        W = generator.standard_normal((n_filter, self.d_X, h_filter, w_filter))
-        self.W = (W / np.sqrt(n_filter / 2.0)).astype(dtype)
+        if rng is None:  # the classic layer's draw, from NumPy's global generator
+            # The legacy global generator on purpose: it is what classic code seeds.
+            W = np.random.randn(  # noqa: NPY002
+                n_filter, self.d_X, h_filter, w_filter) / np.sqrt(n_filter / 2.)
+        else:
+            generator = (rng if isinstance(rng, np.random.Generator)
+                         else np.random.default_rng(rng))
+            W = generator.standard_normal((n_filter, self.d_X, h_filter, w_filter))
+            W = W / np.sqrt(n_filter / 2.0)
+        self.W = W.astype(dtype)
         self.b = np.zeros((n_filter, 1), dtype=dtype)
         self.params = [self.W, self.b]
         self._cache = None
