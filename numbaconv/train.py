@@ -39,9 +39,13 @@ from numbaconv.nn import (
 )
 from numbaconv.reference import FancyConv
 
+# The extra's name quoted (shells such as zsh expand the brackets otherwise); from a checkout
+# the package is ".", from an index it is the name.
+TRAIN_EXTRA_HINT = ('pip install ".[train]"  (from a checkout of numbaconv), or  '
+                    'pip install "numbaconv[train]"  (from a package index)')
 INSTALL_HINT = (
     "numbaconv train needs scikit-learn for its data set (sklearn.datasets.load_digits).\n"
-    "Install it with:  pip install numbaconv[train]")
+    f"Install it with:  {TRAIN_EXTRA_HINT}")
 
 DEFAULTS = {"epochs": 30, "batch_size": 32, "lr": 2e-3, "optimizer": "adam", "seed": 0,
             "dtype": "float32", "test_size": 0.25, "weight_decay": 5e-4}
@@ -273,8 +277,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            print("numbaconv train: --plot needs matplotlib; install it with:  "
-                  "pip install numbaconv[train]", file=sys.stderr)
+            print(f"numbaconv train: --plot needs matplotlib; install it with:  "
+                  f"{TRAIN_EXTRA_HINT}", file=sys.stderr)
             return 1
     import numba
 

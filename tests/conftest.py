@@ -7,6 +7,8 @@ float64 is held to ~1e-10; float32 only as loose as single precision needs.
 
 from __future__ import annotations
 
+import importlib.metadata
+import importlib.util
 from collections.abc import Callable
 
 import numpy as np
@@ -87,3 +89,59 @@ def central_differences(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6
 def numerical_grad() -> Callable[..., np.ndarray]:
     """Fixture form of :func:`central_differences`."""
     return central_differences
+
+
+# --- which oracles ran ------------------------------------------------------------------------
+# PyTorch is optional (the `oracle` extra): without it, its cross-checks are skipped, which a
+# green run must not hide.  The header and the summary say which oracles the run used.
+
+ORACLES = "naive loops, fancy-index classic code, finite differences"
+TORCH_HINT = "install it with  pip install \".[oracle]\"  (from a checkout)"
+
+
+def torch_version() -> str | None:
+    """The installed PyTorch's version, or None; found without importing torch (slow)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+def oracle_line(version: str | None) -> str:
+    """One line naming the oracles the tests compare against."""
+    if version is None:
+        return f"oracles: {ORACLES}; PyTorch NOT installed ({TORCH_HINT})"
+    return f"oracles: {ORACLES}, PyTorch {version}"
+
+
+def _skipped_for_torch(reports: list) -> tuple[int, list[str]]:
+    """Tests skipped for want of torch, and the modules skipped whole (counted once each)."""
+    tests, modules = 0, []
+    for report in reports:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        if "torch" not in reason:
+            continue
+        if report.when == "collect" or not hasattr(report, "when"):
+            modules.append(report.nodeid or str(report.fspath))
+        else:
+            tests += 1
+    return tests, modules
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return oracle_line(torch_version())
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    version = torch_version()
+    tests, modules = _skipped_for_torch(terminalreporter.stats.get("skipped", []))
+    if version is None and (tests or modules):
+        whole = f" and {len(modules)} whole module(s) ({', '.join(modules)})" if modules else ""
+        terminalreporter.write_sep(
+            "!", f"PyTorch NOT installed: {tests} PyTorch cross-checks skipped{whole}; "
+            f"{TORCH_HINT}", red=True, bold=True)
+    else:
+        terminalreporter.write_line(oracle_line(version))

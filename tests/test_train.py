@@ -71,13 +71,15 @@ def test_sgd_float64(capsys):
 def test_missing_scikit_learn(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "sklearn", None)  # makes `import sklearn` fail
     assert main(["--epochs", "1"]) == 1
-    assert "pip install numbaconv[train]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'pip install ".[train]"' in err and 'pip install "numbaconv[train]"' in err
 
 
 def test_missing_matplotlib_for_plot(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     assert main(["--epochs", "1", "--plot", str(tmp_path / "c.png")]) == 1
-    assert "pip install numbaconv[train]" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert 'pip install ".[train]"' in err and 'pip install "numbaconv[train]"' in err
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--optimizer", "rmsprop"],
