@@ -18,9 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _kernels, _lane_kernels
+from numbaconv import _filter_lanes, _kernels, _lane_kernels
 from numbaconv._blas import load_gemm
 from numbaconv._lanes import Lane, lane_bounds, run_lanes
+from numbaconv._padding import Padding
 from numbaconv._validation import (
     ConvGeometry,
     IntPair,
@@ -68,6 +69,8 @@ class Tiling:
     wide: bool
     bias_row: bool
     split_rows: bool = False  # some lanes are blocks of output rows of one image
+    filters: bool = False  # lanes of filters and channels (see _filter_lanes)
+    workspace: int = DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True)
@@ -218,14 +221,16 @@ def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Til
     bias_row = not geom.is_pointwise  # pointwise columns are views of x (never wide)
     row_bytes = (geom.rows + bias_row) * geom.wo * itemsize
     image_bytes = max(row_bytes * geom.ho, 1)
+    if _filter_lanes.use_filter_lanes(geom):
+        return Tiling(1, geom.ho, wide, bias_row, filters=True, workspace=workspace)
     split_rows = not wide and len(plan_lanes(geom, Tiling(1, geom.ho, wide, bias_row, True),
                                              backward=True)) > geom.n
     if image_bytes <= workspace or geom.ho <= 1:
         images = int(min(max(workspace // image_bytes, 1), max(geom.n, 1)))
-        return Tiling(images, geom.ho, wide, bias_row, split_rows)
+        return Tiling(images, geom.ho, wide, bias_row, split_rows, workspace=workspace)
     # One image is too big: cut it into the fewest, evenly sized, blocks of output rows.
     blocks = -(-geom.ho // max(workspace // max(row_bytes, 1), 1))
-    return Tiling(1, -(-geom.ho // blocks), False, bias_row, split_rows)
+    return Tiling(1, -(-geom.ho // blocks), False, bias_row, split_rows, workspace=workspace)
 
 
 def _cols_shape(rows: int, images: int, positions: int, wide: bool) -> tuple[int, int, int]:
@@ -312,7 +317,7 @@ def _prepare_forward(x: object, w: object, b: object, stride: IntPair, padding: 
             f"Given groups=1, weight of size {list(w.shape)}, expected input{list(x.shape)} "
             f"to have {w.shape[1]} channels, but got {x.shape[1]} channels instead")
     k, _, fh, fw = w.shape
-    geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation)
+    geom = make_geometry(x.shape, k, fh, fw, stride, padding, dilation, padding_forms=True)
     bias = _bias_vector(b, k, x.dtype)
     tiling = plan_tiling(geom, x.itemsize, check_workspace(workspace))
     return x, w, bias, geom, tiling, given
@@ -337,6 +342,12 @@ def _run_forward(x: np.ndarray, x_kept: np.ndarray, w_row: np.ndarray,
     of ``x`` that the backward pass reads, unless it is ``x`` itself)."""
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, geom.k, geom.positions)
+    if tiling.filters:
+        if x_kept is not x:
+            np.copyto(x_kept, x)
+        _filter_lanes.forward(x, w_row, bias, tiling.bias_row, geom, out3, tiling.workspace,
+                              im2col_blocks)
+        return out
     make_lane = _fused_forward_lane if fused else _python_forward_lane
     run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling),
               plan_lanes(geom, tiling))
@@ -348,9 +359,11 @@ def conv2d_forward(
     w: np.ndarray,
     b: np.ndarray | None = None,
     stride: IntPair = 1,
-    padding: IntPair = 0,
+    padding: Padding = 0,
     dilation: IntPair = 1,
+    groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     workspace: int | None = None,
 ) -> tuple[np.ndarray, ConvCache]:
     """2-D convolution (cross-correlation, as in PyTorch) by im2col and a matrix product,
@@ -360,12 +373,23 @@ def conv2d_forward(
     ----------
     x : ndarray, shape (N, C, H, W), float32 or float64
         Input images. Non-contiguous, read-only and byte-swapped arrays are accepted.
-    w : ndarray, shape (K, C, fh, fw), same dtype as ``x``
+    w : ndarray, shape (K, C/groups, fh, fw), same dtype as x
         Filters.
     b : ndarray of shape (K,) or (K, 1), optional
         Bias, one value per filter.
-    stride, padding, dilation : int or (int, int)
-        Per-axis (height, width) hyperparameters; padding is zero padding on both sides.
+    stride, dilation : int or (int, int)
+        Per-axis (height, width) hyperparameters.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        The same on all four sides, ``(ph, pw)`` on both sides of each axis,
+        ``((top, bottom), (left, right))``, none, or (stride 1 only) the padding that keeps
+        the size: per axis ``dh*(fh-1)`` split as ``before = total // 2``, the rest after.
+    groups : int
+        Channels and filters are cut into this many groups; filter k sees only the ``C/groups``
+        channels of group ``k // (K/groups)``.  ``groups == C`` (depthwise, ``K = m*C``) runs
+        direct kernels.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}
+        How the border is filled (``np.pad``'s constant, reflect, edge and wrap); reflect
+        padding must be smaller than the input, circular padding no larger.
     workspace : int, optional
         Upper bound in bytes for the column buffer of each thread (default 2 MiB): images are
         processed in tiles of as many images as fit, or, when one image's columns do not fit,
@@ -374,14 +398,20 @@ def conv2d_forward(
     Returns
     -------
     out : ndarray, shape (N, K, Ho, Wo)
-        C-contiguous, dtype of ``x``; ``Ho = (H + 2*ph - dh*(fh-1) - 1) // sh + 1``.
+        C-contiguous, dtype of ``x``; ``Ho = (H + top + bottom - dh*(fh-1) - 1) // sh + 1``.
     cache : ConvCache
-        Pass to :func:`conv2d_backward`.
+        Pass to :func:`conv2d_backward` (for groups or a padding mode, another cache type
+        that it takes as well).
 
     See Also
     --------
     conv2d : the same output without the cache, for inference.
     """
+    if type(groups) is not int or groups != 1 or padding_mode != "zeros":
+        from numbaconv import _variants
+
+        return _variants.conv2d_forward(x, w, b, stride, padding, dilation, groups,
+                                        padding_mode, workspace)
     x, w, bias, geom, tiling, given = _prepare_forward(
         x, w, b, stride, padding, dilation, workspace, "conv2d")
     fused = use_fused_lanes()
@@ -405,9 +435,11 @@ def conv2d(
     w: np.ndarray,
     b: np.ndarray | None = None,
     stride: IntPair = 1,
-    padding: IntPair = 0,
+    padding: Padding = 0,
     dilation: IntPair = 1,
+    groups: int = 1,
     *,
+    padding_mode: str = "zeros",
     workspace: int | None = None,
 ) -> np.ndarray:
     """2-D convolution for inference: the output of :func:`conv2d_forward`, bitwise equal to
@@ -415,6 +447,11 @@ def conv2d(
 
     Parameters and the output are those of :func:`conv2d_forward`.
     """
+    if type(groups) is not int or groups != 1 or padding_mode != "zeros":
+        from numbaconv import _variants
+
+        return _variants.conv2d_forward(x, w, b, stride, padding, dilation, groups,
+                                        padding_mode, workspace, keep=False)[0]
     x, w, bias, geom, tiling, _ = _prepare_forward(
         x, w, b, stride, padding, dilation, workspace, "conv2d")
     fused = use_fused_lanes()
@@ -466,7 +503,7 @@ def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> 
     one_run = geom.wo == -(-geom.w // geom.sw) and not gradient
     # Lanes that are row blocks of one image would split (and merge) it concurrently.
     if (not STRIDE_PHASE_SPLIT or not tiling.bias_row or (geom.sh == 1 and geom.sw == 1)
-            or tiling.split_rows
+            or tiling.split_rows or tiling.filters
             or not (long_rows or one_run)
             or geom.sh > geom.h or geom.sw > geom.w):  # else mostly empty phases (at most 4x x)
         return 0
@@ -512,13 +549,14 @@ def conv2d_backward(
     Returns
     -------
     dx : ndarray, shape (N, C, H, W)
-    dw : ndarray, shape (K, C, fh, fw)
+    dw : ndarray, shape (K, C/groups, fh, fw)
     db : ndarray, shape (K,)
         Always returned, also when the forward pass had no bias.
     """
-    if not isinstance(cache, ConvCache):
-        raise TypeError(
-            f"cache must be the ConvCache returned by conv2d_forward, got {type(cache).__name__}")
+    if type(cache) is not ConvCache:  # groups or a padding mode (or not a cache at all)
+        from numbaconv import _variants
+
+        return _variants.conv2d_backward(dout, cache)
     geom, x, w = cache.geometry, cache.x, cache.w
     dout = as_float_array("dout", dout, dtype=x.dtype)
     if dout.shape != geom.out_shape:
@@ -533,20 +571,30 @@ def conv2d_backward(
     # starts at zero and every lane adds (in two waves, see run_lanes).
     accumulate = tiling.split_rows and tiling.bias_row
     dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=x.dtype)
+    if tiling.filters:
+        dw_db = _filter_lanes.backward(x, dout3, w_col, tiling.bias_row, geom, dx,
+                                       tiling.workspace, im2col_blocks, col2im_blocks)
+    else:
+        dw_db = _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate,
+                                      cache.phased)
+    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+
+
+def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased):
+    """Fill ``dx`` and return ``[dW_row | db]`` (K, R + 1) by lanes of images or rows."""
     # An input kept split by stride phase is read by the Numba lanes only (the forward pass
     # ran them, so they are available).
-    fused = cache.phased or use_fused_lanes()
+    fused = phased or use_fused_lanes()
     make_lane = _fused_backward_lane if fused else _python_backward_lane
     backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling, accumulate)
     lanes = plan_lanes(geom, tiling, backward=True)
-    lane_sum = _InOrderSum((k, rows + 1), x.dtype, lanes)
+    lane_sum = _InOrderSum((geom.k, geom.rows + 1), x.dtype, lanes)
 
     def lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         lane_sum.add((n0, r0), backward_lane(n0, n1, r0, r1, serial))
 
     run_lanes(lane, lanes, waves=2 if accumulate else 1)
-    dw_db = lane_sum.result()
-    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+    return lane_sum.result()
 
 
 class _InOrderSum:

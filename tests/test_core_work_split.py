@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _lanes, functional
+from numbaconv import _filter_lanes, _lanes, functional
 from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
 
 # (N, C, H, W, K, kernel, stride, padding, dilation)
@@ -32,6 +32,14 @@ CASES = [
     pytest.param((1, 5, 12, 12, 7, 1, 1, 0, 1), id="b1-pointwise"),
     pytest.param((1, 4, 9, 20, 3, 2, 3, 1, 1), id="b1-k2-s3-p1"),
 ]
+# Few output positions and many filters: lanes of filters and of channels.
+FILTER_CASES = [
+    pytest.param((1, 8, 5, 5, 64, 3, 1, 1, 1), id="b1-k3-s1-p1-K64"),
+    pytest.param((2, 6, 4, 4, 70, 1, 1, 0, 1), id="b2-pointwise-K70"),
+    pytest.param((1, 5, 9, 9, 80, 3, 2, 1, 1), id="b1-k3-s2-p1-K80"),
+    pytest.param((3, 7, 6, 5, 96, 2, 1, (1, 0), 2), id="b3-k2-s1-p1x0-d2-K96"),
+    pytest.param((2, 9, 7, 7, 66, 1, 2, 0, 1), id="b2-k1-s2-K66"),
+]
 
 
 @pytest.fixture
@@ -41,6 +49,7 @@ def row_blocks(monkeypatch):
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
     monkeypatch.setattr(functional, "POSITIONS_PER_LANE", 1)
     monkeypatch.setattr(functional, "WIDE_BELOW", 0)  # planes of the wide layout are not cut
+    monkeypatch.setattr(_filter_lanes, "MIN_BLOCK_ROWS", 4)  # many blocks of a few filters
 
 
 def _data(case, dtype, seed=0):
@@ -53,16 +62,18 @@ def _data(case, dtype, seed=0):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "numpy"])
-@pytest.mark.parametrize("case", CASES)
-def test_row_block_lanes_match_the_naive_loops(row_blocks, monkeypatch, case, fused,
-                                               assert_close):
+@pytest.mark.parametrize("case", CASES + FILTER_CASES)
+def test_small_batch_lanes_match_the_naive_loops(row_blocks, monkeypatch, case, fused,
+                                                 assert_close):
     monkeypatch.setattr(functional, "FUSED_LANES", fused)
     *_, s, p, d = case
     x, w, b = _data(case, np.float64)
     out, cache = numbaconv.conv2d_forward(x, w, b, s, p, d)
-    assert cache.tiling.split_rows
-    lanes = functional.plan_lanes(cache.geometry, cache.tiling, backward=True)
-    assert len(lanes) > x.shape[0]
+    if case[4] >= 64:
+        assert cache.tiling.filters
+    else:
+        assert cache.tiling.split_rows
+        assert len(functional.plan_lanes(cache.geometry, cache.tiling, True)) > x.shape[0]
     dout = np.random.default_rng(1).standard_normal(out.shape)
     dx, dw, db = numbaconv.conv2d_backward(dout, cache)
     assert_close(out, naive_conv2d_forward(x, w, b, s, p, d), np.float64, "out")
@@ -76,9 +87,10 @@ _CHILD = textwrap.dedent("""
     import hashlib, json, sys
     import numba, numpy as np
     import numbaconv
-    from numbaconv import _lanes, functional
+    from numbaconv import _filter_lanes, _lanes, functional
     _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
     functional.WIDE_BELOW = 0
+    _filter_lanes.MIN_BLOCK_ROWS = 4
     cases, dtype = json.loads(sys.argv[1]), np.dtype(sys.argv[2])
     digests = {}
     for threads in (1, 2, 3, 8, 16):
@@ -101,13 +113,20 @@ _CHILD = textwrap.dedent("""
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"], ids=["f64", "f32"])
 def test_bitwise_identical_for_1_2_3_8_16_threads(dtype):
-    cases = [c.values[0] for c in CASES]
+    cases = [c.values[0] for c in CASES + FILTER_CASES]
     env = dict(os.environ, NUMBA_NUM_THREADS="16")
     run = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cases), dtype], env=env,
                          capture_output=True, text=True, timeout=600, check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     digests = json.loads(run.stdout.strip().splitlines()[-1])
     assert len(set(digests.values())) == 1, digests
+
+
+def test_deep_layers_at_small_batches_use_filter_lanes():
+    """ResNet-50's 7x7x512 and 14x14x256 3x3 layers at batches 1 and 8."""
+    for shape, k in (((1, 512, 7, 7), 512), ((8, 512, 7, 7), 512), ((1, 256, 14, 14), 256)):
+        geom = functional.make_geometry(shape, k, 3, 3, 1, 1, 1)
+        assert functional.plan_tiling(geom, 4, None).filters
 
 
 def test_a_large_layer_at_batch_1_offers_more_lanes_than_64_threads():

@@ -1,0 +1,149 @@
+"""Lanes of filters and of channels, for calls with few output positions and large weights.
+
+The deep layers of real networks (14x14 or 7x7 planes, hundreds of channels) at small batch
+sizes have few output positions ``N * Q`` and large weights ``K x R``.  Lanes of images or of
+output rows would each pack the whole weight matrix for a thin product and, backward, add a
+weight-gradient part as large as the weights.  Here the work is cut the other way:
+
+* the columns of a group of images are built once, shared, by lanes of (image, channels);
+* forward, each lane computes a block of filters, ``out[n, k0:k1] = W_row[k0:k1] @ cols[n]``;
+* backward, each lane computes a block of filters of the weight gradient,
+  ``dW[k0:k1] = sum_n dout[n, k0:k1] @ cols[n]^T`` (images in order), or a block of input
+  channels of the input gradient, ``col2im(W_col[rows of c0:c1] @ dout[n])``.
+
+Every lane writes its own rows, so there are no partial sums; the blocks depend on the problem
+only, and each value is computed by one product of a fixed shape: results are bitwise
+identical for any thread count.  The lanes run on the same scheduler as the others
+(``_lanes.run_lanes``) as NumPy products, which release the GIL, and serial Numba kernels.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from numbaconv import _lanes
+from numbaconv._lanes import run_lanes
+from numbaconv._validation import ConvGeometry
+
+# Calls with fewer output positions (N * Ho * Wo) than this many times their filters use
+# filter lanes: a lane of filters then has more product rows than a lane of positions would
+# have columns, so it re-reads less per multiply-add.
+FILTER_LANES_RATIO = 2
+# Fewest rows of a lane's block of filters or of input-gradient rows: thinner products run
+# far below the BLAS rate.
+MIN_BLOCK_ROWS = 32
+# The shared columns of a group of images take at most this many workspaces.
+SHARED_WORKSPACES = 16
+
+
+def use_filter_lanes(geom: ConvGeometry) -> bool:
+    """Whether a call is split into blocks of filters and channels rather than of images
+    and output rows (see the module docstring)."""
+    return (geom.n * geom.positions < FILTER_LANES_RATIO * geom.k
+            and geom.multiply_adds >= _lanes.SMALL_CALL
+            and geom.k >= 2 * MIN_BLOCK_ROWS)
+
+
+def _blocks(size: int, unit: int, work: int) -> list[tuple[int, int]]:
+    """``size`` cut into blocks of at least ``unit * k >= MIN_BLOCK_ROWS`` product rows, about
+    ``LANE_WORK`` of the call's ``work`` each, at most ``LANES`` of them."""
+    fewest = -(-MIN_BLOCK_ROWS // unit)
+    count = min(max(work // _lanes.LANE_WORK, 1), max(size // fewest, 1), _lanes.LANES)
+    return [(b * size // count, (b + 1) * size // count) for b in range(count)]
+
+
+def _image_groups(geom: ConvGeometry, rows_ext: int, itemsize: int,
+                  workspace: int) -> list[tuple[int, int]]:
+    """Groups of images whose shared columns fit ``SHARED_WORKSPACES`` workspaces."""
+    image_bytes = max(rows_ext * geom.positions * itemsize, 1)
+    size = max(SHARED_WORKSPACES * workspace // image_bytes, 1)
+    return [(g0, min(g0 + size, geom.n)) for g0 in range(0, geom.n, size)]
+
+
+def _new_columns(x, geom, g0, g1, bias_row) -> np.ndarray:
+    """The buffer ``(m, R + 1, Q)`` of the shared columns of images ``g0:g1`` with its row of
+    ones; pointwise (no row of ones), the columns themselves: a view of ``x``."""
+    if not bias_row:
+        return x[g0:g1].reshape(g1 - g0, geom.c, geom.positions)
+    cols = np.empty((g1 - g0, geom.rows + 1, geom.positions), dtype=x.dtype)
+    cols[:, geom.rows].fill(1)
+    return cols
+
+
+def _im2col_lane(x, geom, cols, g0, im2col):
+    """The lane that fills the rows of channels ``c0:c1`` of image ``m`` in ``cols``."""
+    ff = geom.fh * geom.fw
+
+    def lane(m: int, c0: int, c1: int, serial: bool) -> None:
+        im2col(x[m:m + 1, c0:c1], geom, cols[m - g0:m - g0 + 1, c0 * ff:c1 * ff], serial)
+
+    return lane
+
+
+def forward(x: np.ndarray, w_row: np.ndarray, bias: np.ndarray | None, bias_row: bool,
+            geom: ConvGeometry, out3: np.ndarray, workspace: int, im2col) -> None:
+    """``out3`` (N, K, Q) = the convolution of ``x`` by lanes of filters; ``w_row`` is
+    ``(K, R + bias_row)``, the bias its last column when ``bias_row``, else ``bias`` (or
+    None) is added."""
+    channel_blocks = _blocks(geom.c, geom.fh * geom.fw, geom.c * geom.fh * geom.fw)
+    for g0, g1 in _image_groups(geom, w_row.shape[1], x.itemsize, workspace):
+        cols = _new_columns(x, geom, g0, g1, bias_row)
+        if bias_row:
+            im2col_lane = _im2col_lane(x, geom, cols, g0, im2col)
+            run_lanes(lambda m, _, c0, c1, serial: im2col_lane(m, c0, c1, serial),
+                      [(m, m + 1, c0, c1) for m in range(g0, g1) for c0, c1 in channel_blocks])
+        filters = _blocks(geom.k, 1, geom.multiply_adds * (g1 - g0) // max(geom.n, 1))
+
+        def lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=cols, g0=g0) -> None:
+            for m in range(cols.shape[0]):
+                np.matmul(w_row[k0:k1], cols[m], out=out3[g0 + m, k0:k1])
+                if bias is not None and not bias_row:
+                    out3[g0 + m, k0:k1] += bias[k0:k1, None]
+
+        run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in filters])
+
+
+def backward(x: np.ndarray, dout3: np.ndarray, w_col: np.ndarray, bias_row: bool,
+             geom: ConvGeometry, dx: np.ndarray, workspace: int, im2col, col2im) -> np.ndarray:
+    """Overwrite ``dx`` with the input gradient and return ``[dW_row | db]`` (K, R + 1), by
+    lanes of filters (weight gradient) and of input channels (input gradient)."""
+    k, rows, ff = geom.k, geom.rows, geom.fh * geom.fw
+    dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
+    dw_into = dw_db if bias_row else dw_db[:, :rows]
+    channel_blocks = _blocks(geom.c, ff, geom.multiply_adds)
+    per_image = geom.multiply_adds // max(geom.n, 1)
+    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
+
+    for g0, g1 in _image_groups(geom, rows + bias_row, x.itemsize, workspace):
+        cols = _new_columns(x, geom, g0, g1, bias_row)
+        im2col_lane = _im2col_lane(x, geom, cols, g0, im2col)
+
+        # Lanes (m, part, c0, c1): the input gradient (part 0), which needs only dout, and
+        # the columns (part 1) of channels c0:c1 of image m, side by side.
+        def dx_or_im2col_lane(m: int, part: int, c0: int, c1: int, serial: bool,
+                              im2col_lane=im2col_lane) -> None:
+            if part == 1:
+                im2col_lane(m, c0, c1, serial)
+            elif not bias_row:  # pointwise: the column gradient is the input gradient
+                np.matmul(w_col[c0:c1], dout3[m], out=dx3[m, c0:c1])
+            else:
+                dcols = w_col[c0 * ff:c1 * ff] @ dout3[m]
+                col2im(dcols.reshape(1, -1, geom.positions), geom, dx[m:m + 1, c0:c1], serial)
+
+        run_lanes(dx_or_im2col_lane, [(m, part, c0, c1) for m in range(g0, g1)
+                                      for part in (0, 1)[:1 + bias_row]
+                                      for c0, c1 in channel_blocks])
+        filters = _blocks(k, 1, 2 * per_image * (g1 - g0))
+
+        def dw_lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=cols,
+                    g0=g0) -> None:
+            part = np.empty((k1 - k0, cols.shape[1]), dtype=x.dtype)
+            for m in range(cols.shape[0]):  # images in order: a fixed sum
+                np.matmul(dout3[g0 + m, k0:k1], cols[m].T, out=part)
+                dw_into[k0:k1] += part
+                if not bias_row:
+                    dw_db[k0:k1, rows] += dout3[g0 + m, k0:k1].sum(axis=1)
+
+        run_lanes(dw_lane, [(k0, k1, 0, 0) for k0, k1 in filters])
+    return dw_db
+
