@@ -90,7 +90,7 @@ def forward(x: np.ndarray, w_row: np.ndarray, bias: np.ndarray | None, bias_row:
         cols = _new_columns(x, geom, g0, g1, bias_row)
         if bias_row:
             im2col_lane = _im2col_lane(x, geom, cols, g0, im2col)
-            run_lanes(lambda m, _, c0, c1, serial: im2col_lane(m, c0, c1, serial),
+            run_lanes(lambda m, _, c0, c1, serial, fill=im2col_lane: fill(m, c0, c1, serial),
                       [(m, m + 1, c0, c1) for m in range(g0, g1) for c0, c1 in channel_blocks])
         filters = _blocks(geom.k, 1, geom.multiply_adds * (g1 - g0) // max(geom.n, 1))
 

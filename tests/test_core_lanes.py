@@ -263,7 +263,7 @@ def test_row_blocks_cover_each_image_once(monkeypatch, n, rows, min_rows):
         blocks = [(i0, i1) for n0, n1, i0, i1 in bounds if n0 == m]
         assert all(n1 == n0 + 1 for n0, n1, _, _ in bounds)
         assert blocks[0][0] == 0 and blocks[-1][1] == rows
-        assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+        assert all(a[1] == b[0] for a, b in zip(blocks[:-1], blocks[1:], strict=True))
         assert all(i1 - i0 >= min_rows for i0, i1 in blocks)
 
 
