@@ -47,10 +47,13 @@ class ProgressBar:
         self.label = ""
         stream = sys.stderr if stream is None else stream
         self._interactive = bool(getattr(stream, "isatty", lambda: False)())
+        # The terminal's size, with a fallback where it reports none (tqdm draws nothing on a
+        # terminal of zero rows).
+        size = shutil.get_terminal_size((100, 24))
         self._bar = tqdm(
             total=self.total, file=stream if self._interactive else _Lines(stream),
             disable=not enabled, unit=unit, leave=True,
-            ncols=shutil.get_terminal_size((100, 24)).columns if self._interactive else 100,
+            ncols=size.columns if self._interactive else 100, nrows=size.lines or 24,
             mininterval=0.1 if self._interactive else 0,
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]{postfix}")
 

@@ -124,3 +124,21 @@ def test_header_prints_the_warning_and_the_unforced_kernel() -> None:
     assert lines[1] == ("BLAS: OpenBLAS 0.3.31, kernel Haswell, 2 threads "
                         "(OPENBLAS_CORETYPE=Haswell; unforced kernel: SkylakeX)")
     assert lines[-1].startswith("WARNING: OPENBLAS_CORETYPE=Haswell")
+
+
+def test_unforced_gemm_rate_runs_without_the_forcing_variables() -> None:
+    seen = {}
+
+    def fake_run(cmd, env, **kwargs):
+        seen.update(cmd=cmd, env=env)
+        return subprocess.CompletedProcess(cmd, 0, stdout='{"float32": 484.0}\n', stderr="")
+
+    env = {"OPENBLAS_CORETYPE": "Haswell", "PATH": "/bin"}
+    assert openblas.unforced_gemm_gflops(["float32"], 64, env, run=fake_run) == {
+        "float32": 484.0}
+    assert seen["env"] == {"PATH": "/bin"} and seen["cmd"][-2:] == ["64", "float32"]
+    real = openblas.unforced_gemm_gflops(["float64"], 32)  # the probe itself runs here
+    assert set(real) == {"float64"} and real["float64"] > 0
+    lines = report.header_lines({"gemm_gflops": {"float32": 247.0}, "gemm_gflops_unforced":
+                                 {"float32": 484.0}, "openblas": {"unforced_core": "SkylakeX"}})
+    assert any("own kernel (SkylakeX" in line and "484.0" in line for line in lines)

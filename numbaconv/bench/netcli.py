@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -119,9 +119,10 @@ def _settings(args: argparse.Namespace) -> tuple[int, float, int]:
     return repeat, budget, min(3, repeat)
 
 
-def run(args: argparse.Namespace, argv: Sequence[str] | None, machine: dict[str, Any],
-        ops: Sequence[str]) -> int:
-    """Time the cases, print the tables, write --json / --markdown."""
+def run(args: argparse.Namespace, machine: dict[str, Any], ops: Sequence[str],
+        after: Callable[[], None] | None = None) -> int:
+    """Time the cases, print the tables, write --json / --markdown; ``after`` runs once the
+    cases are timed (the CLI measures the GEMM rate again there)."""
     from numbaconv.bench.netreport import network_markdown, network_text
     from numbaconv.bench.netrun import network_sums, run_cases
 
@@ -133,6 +134,8 @@ def run(args: argparse.Namespace, argv: Sequence[str] | None, machine: dict[str,
     results = run_cases(_cases(args, ops), repeat=repeat, budget_s=budget,
                         min_rounds=min_rounds, torch=not args.no_torch,
                         max_memory=max_memory, progress=not args.no_progress)
+    if after is not None:
+        after()
     report = {"machine": machine,
               "config": {"repeat": repeat, "budget_s": budget, "min_rounds": min_rounds,
                          "max_memory_bytes": max_memory},

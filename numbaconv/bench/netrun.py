@@ -152,9 +152,10 @@ def network_sums(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     every layer weighted by its count.
 
     Only layers with a time for numbaconv and for every reference measured in the run count,
-    so that the sums compare the same work; ``layers``/``of_layers`` say how many.  The
-    ratio range puts every layer at its lowest (highest) per-round ratio, weighted by the
-    reference's time.
+    so that the sums compare the same work; ``layers``/``of_layers`` say how many.  Where
+    every layer's samples were paired, the ratio is the average of the layers' per-round
+    ratios (median, lowest, highest) weighted by the reference's time, i.e. the sums' ratio
+    had every layer run at that ratio; otherwise the ratio of the summed medians.
     """
     groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
     for rec in results:
@@ -180,7 +181,7 @@ def network_sums(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             ratio = {"median": entry["impls"]["numbaconv"]["median_s"] / theirs}
             paired = [r for r in complete if "min" in r["ratios"].get(impl, {})]
             if len(paired) == len(complete):
-                for end in ("min", "max"):
+                for end in ("median", "min", "max"):
                     ratio[end] = sum(r["count"] * median_of(r, impl) * r["ratios"][impl][end]
                                      for r in complete) / theirs
             entry["ratios"][impl] = ratio

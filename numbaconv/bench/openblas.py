@@ -133,6 +133,40 @@ def unforced_core(env: Mapping[str, str] | None = None,
         return None
 
 
+_GEMM_PROBE = """\
+import json, sys, time
+import numpy as np
+n, rates = int(sys.argv[1]), {}
+for dtype in sys.argv[2:]:
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((n, n)).astype(dtype) for _ in range(2))
+    out = np.empty((n, n), dtype)
+    np.dot(a, b, out=out)
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        np.dot(a, b, out=out)
+        best = min(best, time.perf_counter() - t0)
+    rates[dtype] = 2.0 * n**3 / best / 1e9
+print(json.dumps(rates))
+"""
+
+
+def unforced_gemm_gflops(dtypes: list[str], n: int, env: Mapping[str, str] | None = None,
+                         run: Callable[..., Any] = subprocess.run) -> dict[str, float]:
+    """np.dot's GFLOP/s on n x n matrices with OpenBLAS's own kernel: the GEMM rate of the
+    header measured in a subprocess without the forcing variables (empty if it fails)."""
+    env = os.environ if env is None else env
+    try:
+        done = run([sys.executable, "-c", _GEMM_PROBE, str(n), *dtypes],
+                   env=unforced_environment(env), capture_output=True, text=True, timeout=300,
+                   check=False)
+        rates = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError, AttributeError):
+        return {}
+    return {k: float(v) for k, v in rates.items() if k in dtypes}
+
+
 def unforced_command(argv: list[str] | None = None) -> str:
     """The command that repeats this benchmark with OpenBLAS choosing its own kernel."""
     words = ["numbaconv", "bench", *(sys.argv[1:] if argv is None else argv)]

@@ -152,6 +152,12 @@ def header_lines(machine: dict[str, Any]) -> list[str]:
         n = machine.get("gemm_size", 2048)
         lines.append(f"GEMM rate (np.dot, {n}x{n}): " + ", ".join(
             f"{dt} {rate:.1f} GFLOP/s" for dt, rate in gemm.items()))
+        unforced = machine.get("gemm_gflops_unforced")
+        if unforced:
+            kernel = machine.get("openblas", {}).get("unforced_core", "?")
+            lines.append(f"GEMM rate with OpenBLAS's own kernel ({kernel}, measured in a "
+                         "subprocess without OPENBLAS_CORETYPE): " + ", ".join(
+                             f"{dt} {rate:.1f} GFLOP/s" for dt, rate in unforced.items()))
     if machine.get("date"):
         lines.append(f"date: {machine['date']}")
     lines += list(machine.get("warnings", []))
