@@ -10,16 +10,26 @@ from numbaconv._version import __version__  # noqa: E402
 from numbaconv.functional import ConvCache, conv2d, conv2d_backward, conv2d_forward  # noqa: E402
 from numbaconv.indices import col2im_indices, im2col_indices  # noqa: E402
 from numbaconv.layer import Conv  # noqa: E402
+from numbaconv.transposed import (  # noqa: E402
+    ConvTransposeCache,
+    conv_transpose2d,
+    conv_transpose2d_backward,
+    conv_transpose2d_forward,
+)
 
 __all__ = [
     "BackwardBeforeForwardError",
     "Conv",
     "ConvCache",
+    "ConvTransposeCache",
     "__version__",
     "col2im_indices",
     "conv2d",
     "conv2d_backward",
     "conv2d_forward",
+    "conv_transpose2d",
+    "conv_transpose2d_backward",
+    "conv_transpose2d_forward",
     "im2col_indices",
     "nn",
     "reference",

@@ -104,15 +104,17 @@ def forward(x: np.ndarray, w_row: np.ndarray, bias: np.ndarray | None, bias_row:
 
 
 def backward(x: np.ndarray, dout3: np.ndarray, w_col: np.ndarray, bias_row: bool,
-             geom: ConvGeometry, dx: np.ndarray, workspace: int, im2col, col2im) -> np.ndarray:
-    """Overwrite ``dx`` with the input gradient and return ``[dW_row | db]`` (K, R + 1), by
-    lanes of filters (weight gradient) and of input channels (input gradient)."""
+             geom: ConvGeometry, dx: np.ndarray, workspace: int, im2col, col2im,
+             want_dx: bool = True, want_dw: bool = True) -> np.ndarray | None:
+    """Overwrite ``dx`` with the input gradient (if ``want_dx``) and return ``[dW_row | db]``
+    (K, R + 1; None without ``want_dw``), by lanes of filters (weight gradient) and of input
+    channels (input gradient)."""
     k, rows, ff = geom.k, geom.rows, geom.fh * geom.fw
     dw_db = np.zeros((k, rows + 1), dtype=x.dtype)
     dw_into = dw_db if bias_row else dw_db[:, :rows]
     channel_blocks = _blocks(geom.c, ff, geom.multiply_adds)
     per_image = geom.multiply_adds // max(geom.n, 1)
-    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
+    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w) if want_dx else dx
 
     for g0, g1 in _image_groups(geom, rows + bias_row, x.itemsize, workspace):
         cols = _new_columns(x, geom, g0, g1, bias_row)
@@ -130,9 +132,11 @@ def backward(x: np.ndarray, dout3: np.ndarray, w_col: np.ndarray, bias_row: bool
                 dcols = w_col[c0 * ff:c1 * ff] @ dout3[m]
                 col2im(dcols.reshape(1, -1, geom.positions), geom, dx[m:m + 1, c0:c1], serial)
 
+        parts = (0,) * want_dx + (1,) * (want_dw and bias_row)
         run_lanes(dx_or_im2col_lane, [(m, part, c0, c1) for m in range(g0, g1)
-                                      for part in (0, 1)[:1 + bias_row]
-                                      for c0, c1 in channel_blocks])
+                                      for part in parts for c0, c1 in channel_blocks])
+        if not want_dw:
+            continue
         filters = _blocks(k, 1, 2 * per_image * (g1 - g0))
 
         def dw_lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=cols,
@@ -145,5 +149,5 @@ def backward(x: np.ndarray, dout3: np.ndarray, w_col: np.ndarray, bias_row: bool
                     dw_db[k0:k1, rows] += dout3[g0 + m, k0:k1].sum(axis=1)
 
         run_lanes(dw_lane, [(k0, k1, 0, 0) for k0, k1 in filters])
-    return dw_db
+    return dw_db if want_dw else None
 

@@ -235,13 +235,15 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
 
 @njit(cache=True, nogil=True)
 def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
-                  fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide, bias_row, cols,
-                  dcols, grad, phases, dphases, profile, seconds):
+                  want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows,
+                  wide, bias_row, cols, dcols, grad, phases, dphases, profile, seconds):
     """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` (output rows ``r0:r1``)
     in ``[dW_row | db]`` (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by
     tile.  ``dw_lane`` is overwritten: its first product has ``beta = 0``.  With
     ``accumulate``, col2im adds into ``dx`` (zeroed by the caller) rather than overwriting
     it: lanes that are row blocks of one image share the input rows their windows overlap.
+    Without ``want_dx`` (``want_dw``), ``dx`` (``dw_lane``) is left as it is: the transposed
+    convolution uses one or the other.
 
     A non-empty ``phases`` holds the forward input split by stride phase (see
     :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
@@ -269,7 +271,7 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
         m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
         q = (i1 - i0) * wo
         t0 = _now(profile, clock)
-        if bias_row:
+        if bias_row and want_dw:
             _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                          rows_ext, wide, phases, False)
         t1 = _now(profile, clock)
@@ -280,11 +282,13 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                     o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
                     for j in range(q):
                         grad[p + j] = dout_flat[o + j]
-            _dw_gemm(single, dw_transposed, k_out, rows_ext, mq, grad_at, mq, cols_at, mq, beta,
-                     dw_at, ld_dw)
+            if want_dw:
+                _dw_gemm(single, dw_transposed, k_out, rows_ext, mq, grad_at, mq, cols_at, mq,
+                         beta, dw_at, ld_dw)
             beta = 1.0
-            _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
-                  mq)
+            if want_dx:
+                _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
+                      mq)
         else:
             for m in range(m0, m1):
                 g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
@@ -292,12 +296,14 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                     b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                 else:
                     b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
-                _dw_gemm(single, dw_transposed, k_out, rows_ext, q, g_at, q_all, b_at, ldb, beta,
-                         dw_at, ld_dw)
+                if want_dw:
+                    _dw_gemm(single, dw_transposed, k_out, rows_ext, q, g_at, q_all, b_at, ldb,
+                             beta, dw_at, ld_dw)
                 beta = 1.0
                 if pointwise:  # the column gradient is the input gradient
-                    _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
-                          dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
+                    if want_dx:
+                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                              dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
                     # No row of ones: db is summed here, while the image's dout is cached.
                     t3 = _now(profile, clock)
                     for k in range(k_out):
@@ -307,11 +313,11 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                     if profile:
                         seconds[BIAS] += t4 - t3
                         seconds[GEMM] -= t4 - t3
-                else:
+                elif want_dx:
                     _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                           dcols_at + (m - m0) * rows * q * size, q)
         t2 = _now(profile, clock)
-        if not pointwise:
+        if not pointwise and want_dx:
             _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
                          wide, dphases, accumulate)
         t3 = _now(profile, clock)

@@ -563,38 +563,58 @@ def conv2d_backward(
         raise ValueError(
             f"dout must have the shape of the forward output {geom.out_shape}, "
             f"got {dout.shape}")
+    dx, dw_db = backward_pass(dout, x, w, geom, cache.tiling, cache.phased)
+    rows = geom.rows
+    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+
+
+def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeometry,
+                  tiling: Tiling, phased: bool = False, want_dx: bool = True,
+                  want_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(dx, [dW_row | db])`` of a validated convolution, each None unless wanted.
+
+    ``x`` is only read for the weight gradient: for the input gradient alone (the forward
+    pass of a transposed convolution) any array of the input's shape and dtype will do.
+    """
     k, rows = geom.k, geom.rows
-    tiling = cache.tiling
     dout3 = dout.reshape(geom.n, k, geom.positions)
     w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     # Row blocks of one image add into the same input rows where their windows overlap: dx
     # starts at zero and every lane adds (in two waves, see run_lanes).
     accumulate = tiling.split_rows and tiling.bias_row
-    dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=x.dtype)
+    if not want_dx:
+        dx = np.empty((0, 0, 0, 0), dtype=dout.dtype)
+    else:
+        dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=dout.dtype)
     if tiling.filters:
         dw_db = _filter_lanes.backward(x, dout3, w_col, tiling.bias_row, geom, dx,
-                                       tiling.workspace, im2col_blocks, col2im_blocks)
+                                       tiling.workspace, im2col_blocks, col2im_blocks,
+                                       want_dx, want_dw)
     else:
-        dw_db = _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate,
-                                      cache.phased)
-    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+        dw_db = _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
+                                      want_dx, want_dw)
+    return (dx if want_dx else None), dw_db
 
 
-def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased):
-    """Fill ``dx`` and return ``[dW_row | db]`` (K, R + 1) by lanes of images or rows."""
+def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
+                          want_dx=True, want_dw=True):
+    """Fill ``dx`` (if ``want_dx``) and return ``[dW_row | db]`` (K, R + 1; None without
+    ``want_dw``) by lanes of images or rows."""
     # An input kept split by stride phase is read by the Numba lanes only (the forward pass
     # ran them, so they are available).
     fused = phased or use_fused_lanes()
     make_lane = _fused_backward_lane if fused else _python_backward_lane
-    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling, accumulate)
+    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx, want_dw)
     lanes = plan_lanes(geom, tiling, backward=True)
     lane_sum = _InOrderSum((geom.k, geom.rows + 1), x.dtype, lanes)
 
     def lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
-        lane_sum.add((n0, r0), backward_lane(n0, n1, r0, r1, serial))
+        part = backward_lane(n0, n1, r0, r1, serial)
+        if want_dw:
+            lane_sum.add((n0, r0), part)
 
-    run_lanes(lane, lanes, waves=2 if accumulate else 1)
-    return lane_sum.result()
+    run_lanes(lane, lanes, waves=2 if accumulate and want_dx else 1)
+    return lane_sum.result() if want_dw else None
 
 
 class _InOrderSum:
@@ -607,7 +627,7 @@ class _InOrderSum:
         self.total: np.ndarray | None = None
         # Each lane, by its first image and row, is followed by the next one in lane order.
         starts = [(n0, i0) for n0, _, i0, _ in lanes]
-        self.successor = dict(zip(starts, starts[1:] + [None], strict=True))
+        self.successor = dict(zip(starts, [*starts[1:], None], strict=False))
         self.next_start = starts[0] if starts else None
         self.waiting: dict[tuple[int, int], np.ndarray] = {}
         self.lock = threading.Lock()
@@ -628,10 +648,11 @@ class _InOrderSum:
         return np.zeros(self.shape, self.dtype) if self.total is None else self.total
 
 
-def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
+def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=True,
+                          want_dw=True):
     """The backward lane as NumPy calls (any BLAS): see :func:`_fused_backward_lane`."""
     k, rows, wo = geom.k, geom.rows, geom.wo
-    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w)
+    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w) if want_dx else dx
 
     def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
         """dx of images n0:n1 (output rows r0:r1), and their part of [dw | db] (its last
@@ -644,15 +665,20 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
             with _Stage("gemm"):
                 if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
                     grad = np.ascontiguousarray(grad.transpose(1, 0, 2)).reshape(k, -1)
+                if not want_dw:
+                    pass
+                elif tiling.wide:
                     np.dot(grad, cols.reshape(cols.shape[0], -1).T, out=dw_part)
                     dw_lane += dw_part
                 else:
                     for m in range(m1 - m0):
                         np.matmul(grad[m], cols[m].T, out=dw_into)
                         dw_lane += dw_part
-            if not tiling.bias_row:
+            if not tiling.bias_row and want_dw:
                 with _Stage("bias"):
                     dw_lane[:, rows] += grad.sum(axis=(0, 2))
+            if not want_dx:
+                continue
             dx_tile = dx[n0 + m0:n0 + m1]
             with _Stage("gemm"):
                 if not tiling.bias_row:  # pointwise: the column gradient is the input gradient
@@ -681,7 +707,8 @@ def _dw_transposed(dtype: np.dtype, tiling: Tiling) -> bool:
     return dtype == np.float32 and tiling.bias_row
 
 
-def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
+def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=True,
+                         want_dw=True):
     """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
     ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
     dtype, k, rows = x.dtype, geom.k, geom.rows
@@ -704,7 +731,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate):
         seconds = np.zeros(4)
         _lane_kernels.backward_lane(
             images, dout3, w_col, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
-            *geom.kernel_args,
+            want_dx, want_dw, *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             phases, _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None,
