@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from numbaconv._groups import as_groups
+from numbaconv._padding import Padding, check_mode_fits, check_padding_mode
 from numbaconv._validation import (
-    BackwardBeforeForwardError,
     IntPair,
     as_classic_hyperparameter,
     as_classic_int,
@@ -15,7 +16,8 @@ from numbaconv._validation import (
     input_shape_hint,
     make_geometry,
 )
-from numbaconv.functional import ConvCache, conv2d_backward, conv2d_forward
+from numbaconv.functional import conv2d, conv2d_backward, conv2d_forward
+from numbaconv.nn._checks import check_train, no_forward_state
 
 
 def layer_dtype(dtype: object) -> np.dtype:
@@ -41,13 +43,15 @@ def image_dims(value: object) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-def classic_weights(shape: tuple[int, int, int, int], rng: object) -> np.ndarray:
-    """The classic initialisation ``randn(*shape) / sqrt(K / 2)`` in float64, from ``rng``.
+def classic_weights(shape: tuple[int, int, int, int], rng: object,
+                    n_filter: int | None = None) -> np.ndarray:
+    """The classic initialisation ``randn(*shape) / sqrt(K / 2)`` in float64, from ``rng``;
+    ``K`` is ``n_filter``, by default ``shape[0]``.
 
     ``None`` draws from NumPy's global generator exactly as the classic layer does
     (``np.random.randn(...) / np.sqrt(n_filter / 2.)``), so ``np.random.seed`` reproduces it
     and the global stream moves on as it would; see :class:`Conv` for the other kinds."""
-    scale = np.sqrt(shape[0] / 2.)
+    scale = np.sqrt((shape[0] if n_filter is None else n_filter) / 2.)
     if rng is None:
         # The legacy global generator on purpose: it is what classic code seeds.
         return np.random.randn(*shape) / scale  # noqa: NPY002
@@ -64,9 +68,31 @@ def classic_weights(shape: tuple[int, int, int, int], rng: object) -> np.ndarray
     return generator.standard_normal(shape) / scale
 
 
+def layer_groups(groups: object, in_channels: int, out_channels: int,
+                 channels: str = "in_channels", filters: str = "out_channels") -> int:
+    """``groups`` as an int >= 1 that divides the input channels and the filters."""
+    g = as_groups(groups)
+    if in_channels % g:
+        raise ValueError(f"in_channels must be divisible by groups: {channels}={in_channels}, "
+                         f"groups={g}")
+    if out_channels % g:
+        raise ValueError(f"out_channels must be divisible by groups: {filters}={out_channels}, "
+                         f"groups={g}")
+    return g
+
+
+def as_bias_flag(bias: object) -> bool:
+    """The ``bias`` argument of a layer: a bool."""
+    if not isinstance(bias, (bool, np.bool_)):
+        raise TypeError(f"bias must be a bool (whether the layer has a bias), got {bias!r} "
+                        f"({type(bias).__name__})")
+    return bool(bias)
+
+
 class WeightsAndBias:
-    """``W`` and ``b`` as views of ``params = [W, b]``: an optimizer may update the arrays in
-    place, or rebind ``layer.W`` / ``layer.params[0]``, and the two stay in sync."""
+    """``W`` and ``b`` as views of ``params = [W, b]`` (``[W]`` without a bias, then ``b``
+    is None): an optimizer may update the arrays in place, or rebind ``layer.W`` /
+    ``layer.params[0]``, and the two stay in sync."""
 
     params: list[np.ndarray]
 
@@ -79,11 +105,14 @@ class WeightsAndBias:
         self.params[0] = value
 
     @property
-    def b(self) -> np.ndarray:
-        return self.params[1]
+    def b(self) -> np.ndarray | None:
+        return self.params[1] if len(self.params) > 1 else None
 
     @b.setter
     def b(self, value: np.ndarray) -> None:
+        if len(self.params) < 2:
+            raise AttributeError(f"{type(self).__name__} was built with bias=False: it has no "
+                                 f"bias to set")
         self.params[1] = value
 
 
@@ -96,17 +125,27 @@ class Conv(WeightsAndBias):
         Shape of one input image.
     n_filter, h_filter, w_filter : int
         Number of filters K and the kernel height and width.
-    stride, padding : int or (int, int)
-        Per-axis stride and zero padding.
+    stride : int or (int, int)
+        Per-axis stride.
+    padding : int, (int, int), ((int, int), (int, int)), 'valid' or 'same'
+        Per-axis padding, as :func:`numbaconv.conv2d_forward` takes it.
     dilation : int or (int, int), keyword-only
         Spacing between kernel taps.
+    groups : int, keyword-only
+        Channels and filters are cut into this many groups (both must be divisible by it);
+        the weights are ``(K, C/groups, fh, fw)``.
+    bias : bool, keyword-only
+        Whether the layer has a bias; without one ``params == [W]``, ``b`` is None and
+        ``backward`` returns ``(dX, [dW])``.
+    padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, keyword-only
+        How the border is filled.
     dtype : float32 or float64, keyword-only
         Parameter dtype, and the dtype of every result: ``forward`` converts floating
         inputs of the other precision to it, so a float32 batch into a float64 layer gives
         float64 outputs and gradients.
     rng : None, int, numpy.random.Generator or numpy.random.RandomState, keyword-only
         Source of the classic initialisation.  ``None`` (the default) draws exactly as the
-        classic layer, ``np.random.randn(n_filter, C, h_filter, w_filter) /
+        classic layer, ``np.random.randn(n_filter, C // groups, h_filter, w_filter) /
         np.sqrt(n_filter / 2.)`` from NumPy's global generator, then casts to ``dtype``: after
         ``np.random.seed(s)`` the weights are bit for bit the classic layer's, and the
         global stream is left where the classic layer leaves it.  An int seeds a new
@@ -117,9 +156,9 @@ class Conv(WeightsAndBias):
 
     Attributes
     ----------
-    W : ndarray (K, C, fh, fw)
-    b : ndarray (K, 1)
-    params : list [W, b]
+    W : ndarray (K, C/groups, fh, fw)
+    b : ndarray (K, 1), or None with ``bias=False``
+    params : list [W, b], or [W]
         The very arrays ``forward`` uses: an optimizer may update them in place, or rebind
         ``layer.W`` / ``layer.params[i]`` (the two stay in sync).
     h_out, w_out : int
@@ -127,6 +166,9 @@ class Conv(WeightsAndBias):
 
     Notes
     -----
+    ``forward(X, train=False)`` is inference: it runs :func:`numbaconv.conv2d` (no cache,
+    no private copy of ``X``), bitwise the same output, and keeps nothing for ``backward``.
+
     Sizes and hyperparameters may also be NumPy integers or whole-number floats such as
     ``2.0``, as classic (Python-2-era) code computes them with ``/``; ``1.5``, NaN and bools
     are refused.  The functional API, :func:`numbaconv.conv2d_forward`, keeps PyTorch's
@@ -141,9 +183,12 @@ class Conv(WeightsAndBias):
         h_filter: int,
         w_filter: int,
         stride: IntPair,
-        padding: IntPair,
+        padding: Padding,
         *,
         dilation: IntPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
         dtype: object = np.float64,
         rng: None | int | np.random.Generator = None,
         workspace: int | None = None,
@@ -157,21 +202,32 @@ class Conv(WeightsAndBias):
         padding = as_classic_hyperparameter("padding", padding)
         dilation = as_classic_hyperparameter("dilation", dilation)
         self.stride, self.padding, self.dilation = stride, padding, dilation
+        self.groups = layer_groups(as_classic_int("groups", groups), self.d_X, self.n_filter,
+                                   "X_dim[0]", "n_filter")
+        has_bias = as_bias_flag(bias)
+        self.padding_mode = check_padding_mode(padding_mode)
         self.dtype = layer_dtype(dtype)
         self.workspace = check_workspace(workspace)
         geom = make_geometry((1, self.d_X, self.h_X, self.w_X), self.n_filter,
-                             self.h_filter, self.w_filter, stride, padding, dilation, op="Conv")
+                             self.h_filter, self.w_filter, stride, padding, dilation, op="Conv",
+                             padding_forms=True)
+        check_mode_fits(self.padding_mode, (1, self.d_X, self.h_X, self.w_X), geom.pads, "Conv")
         self.h_out, self.w_out = geom.ho, geom.wo
         self.out_dim = (self.n_filter, self.h_out, self.w_out)
 
-        W = classic_weights((self.n_filter, self.d_X, self.h_filter, self.w_filter), rng)
-        self.params = [W.astype(self.dtype), np.zeros((self.n_filter, 1), dtype=self.dtype)]
-        self._cache: ConvCache | None = None
+        shape = (self.n_filter, self.d_X // self.groups, self.h_filter, self.w_filter)
+        self.params = [classic_weights(shape, rng).astype(self.dtype)]
+        if has_bias:
+            self.params.append(np.zeros((self.n_filter, 1), dtype=self.dtype))
+        self._cache: object = None
+        self._inference = False
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out).
 
-        The result has the layer's dtype (float32 or float64 input is converted to it)."""
+        The result has the layer's dtype (float32 or float64 input is converted to it).
+        With ``train=False`` (inference) nothing is kept for ``backward``."""
+        train = check_train(train)
         X = as_float_array("X", X, dtype=self.dtype)
         expected = (self.d_X, self.h_X, self.w_X)
         if X.ndim != 4 or X.shape[1:] != expected:
@@ -183,19 +239,30 @@ class Conv(WeightsAndBias):
             raise ValueError(
                 f"Conv was built for images of shape (C, H, W) = {expected}, "
                 f"got input of shape {X.shape}{hint}")
-        out, self._cache = conv2d_forward(
-            X, self.W, self.b, self.stride, self.padding, self.dilation,
-            workspace=self.workspace)
+        args = (X, self.W, self.b, self.stride, self.padding, self.dilation, self.groups)
+        if not train:
+            self._cache, self._inference = None, True
+            return conv2d(*args, padding_mode=self.padding_mode, workspace=self.workspace)
+        out, self._cache = conv2d_forward(*args, padding_mode=self.padding_mode,
+                                          workspace=self.workspace)
+        self._inference = False
         return out
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``."""
+        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``, or
+        ``(dX, [dW])`` without a bias."""
         if self._cache is None:
-            raise BackwardBeforeForwardError("Conv.backward() called before Conv.forward()")
+            raise no_forward_state("Conv", self._inference)
         dX, dW, db = conv2d_backward(dout, self._cache)
+        if len(self.params) < 2:
+            return dX, [dW]
         return dX, [dW, db.reshape(self.n_filter, 1)]
 
     def __repr__(self) -> str:
+        extra = "" if self.groups == 1 else f", groups={self.groups}"
+        extra += "" if self.b is not None else ", bias=False"
+        extra += "" if self.padding_mode == "zeros" else f", padding_mode={self.padding_mode!r}"
         return (f"Conv(X_dim={(self.d_X, self.h_X, self.w_X)}, n_filter={self.n_filter}, "
                 f"h_filter={self.h_filter}, w_filter={self.w_filter}, stride={self.stride!r}, "
-                f"padding={self.padding!r}, dilation={self.dilation!r}, dtype={self.dtype})")
+                f"padding={self.padding!r}, dilation={self.dilation!r}{extra}, "
+                f"dtype={self.dtype})")

@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from numbaconv._validation import as_float_array, as_pair
+from numbaconv._validation import BackwardBeforeForwardError, as_float_array, as_pair
 
 pair = as_pair
 
@@ -34,3 +34,25 @@ def real_number(name: str, value: object, *, low: float = 0.0, high: float = mat
         upper = "inf)" if high == math.inf else f"{high:g}{bracket}"
         raise ValueError(f"{name} must be in [{low:g}, {upper}, got {value!r}")
     return v
+
+
+def check_train(train: object) -> bool:
+    """The ``train`` flag of a ``forward`` call as a Python bool (a TypeError otherwise)."""
+    if train is True or train is False:  # the common case, first
+        return train
+    if isinstance(train, np.bool_):
+        return bool(train)
+    raise TypeError(
+        f"train must be a bool (True: keep what backward needs, False: inference only), "
+        f"got {train!r} ({type(train).__name__})")
+
+
+def no_forward_state(layer: str, inference: bool) -> BackwardBeforeForwardError:
+    """The error of a ``backward`` call that has no forward state to use: none ran yet, or
+    the last one was an inference-only ``forward(X, train=False)`` (``inference``)."""
+    if inference:
+        return BackwardBeforeForwardError(
+            f"{layer}.backward() called after an inference-only {layer}.forward(X, "
+            f"train=False), which keeps nothing for backward; run {layer}.forward(X) "
+            f"(train=True) before backward")
+    return BackwardBeforeForwardError(f"{layer}.backward() called before {layer}.forward()")

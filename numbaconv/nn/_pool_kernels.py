@@ -27,13 +27,29 @@ def _window(start, size, extent):
     return lo, hi
 
 
-@njit(cache=True, parallel=True)
-def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, argmax):
-    """``out[n, c, i, j]`` = window maximum; ``argmax`` = its flat index ``y * W + x``.
+@njit(cache=True, inline="always")
+def _window_max(src, y_lo, y_hi, x_lo, x_hi, w):
+    """The maximum of ``src[y_lo:y_hi, x_lo:x_hi]`` and its flat index ``y * w + x``.
 
     Ties go to the first maximum in row-major window order (strict ``>`` comparison).
     A NaN is taken as the maximum (the first NaN of the window), so NaNs propagate.
     """
+    best = src[y_lo, x_lo]
+    best_at = y_lo * w + x_lo
+    for y in range(y_lo, y_hi):
+        for x_ in range(x_lo, x_hi):
+            v = src[y, x_]
+            # v != v: v is NaN; best == best: no NaN taken yet.
+            if v > best or (v != v and best == best):
+                best = v
+                best_at = y * w + x_
+    return best, best_at
+
+
+@njit(cache=True, parallel=True)
+def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, argmax):
+    """``out[n, c, i, j]`` = window maximum; ``argmax`` = its flat index ``y * W + x``
+    (see ``_window_max``)."""
     n_img, n_ch, h, w = x.shape
     ho, wo = out.shape[2], out.shape[3]
     for item in prange(n_img * n_ch):
@@ -47,17 +63,25 @@ def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, argmax):
             y_lo, y_hi = _window(i * sh - ph, kh, h)
             for j in range(wo):
                 x_lo, x_hi = _window(j * sw - pw, kw, w)
-                best = src[y_lo, x_lo]
-                best_at = y_lo * w + x_lo
-                for y in range(y_lo, y_hi):
-                    for x_ in range(x_lo, x_hi):
-                        v = src[y, x_]
-                        # v != v: v is NaN; best == best: no NaN taken yet.
-                        if v > best or (v != v and best == best):
-                            best = v
-                            best_at = y * w + x_
-                dst[i, j] = best
-                idx[i, j] = best_at
+                dst[i, j], idx[i, j] = _window_max(src, y_lo, y_hi, x_lo, x_hi, w)
+
+
+@njit(cache=True, parallel=True)
+def max_pool_infer(x, kh, kw, sh, sw, ph, pw, out):
+    """``out`` of :func:`max_pool_forward` (the same comparisons), without the argmax."""
+    n_img, n_ch, h, w = x.shape
+    ho, wo = out.shape[2], out.shape[3]
+    for item in prange(n_img * n_ch):
+        t = np.int64(item)
+        n = t // n_ch
+        c = t - n * n_ch
+        src = x[n, c]
+        dst = out[n, c]
+        for i in range(ho):
+            y_lo, y_hi = _window(i * sh - ph, kh, h)
+            for j in range(wo):
+                x_lo, x_hi = _window(j * sw - pw, kw, w)
+                dst[i, j] = _window_max(src, y_lo, y_hi, x_lo, x_hi, w)[0]
 
 
 @njit(cache=True, parallel=True)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbaconv._validation import BackwardBeforeForwardError, as_float_array, as_int, check_ndim
+from numbaconv._validation import as_float_array, as_int, check_ndim
 from numbaconv.layer import WeightsAndBias, layer_dtype
-from numbaconv.nn._checks import check_dout
+from numbaconv.nn._checks import check_dout, check_train, no_forward_state
 
 
 class Dense(WeightsAndBias):
@@ -52,9 +52,13 @@ class Dense(WeightsAndBias):
         self.params = [W.astype(self.dtype),
                        np.zeros((1, self.out_features), dtype=self.dtype)]
         self._x: np.ndarray | None = None
+        self._inference = False
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """``X @ W + b`` for ``X`` of shape (N, in_features); returns (N, out_features)."""
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
+        """``X @ W + b`` for ``X`` of shape (N, in_features); returns (N, out_features).
+
+        With ``train=False`` (inference) ``X`` is not kept for ``backward``."""
+        train = check_train(train)
         X = as_float_array("X", X, dtype=self.dtype)
         if X.ndim != 2:
             hint = " (put a Flatten() layer before Dense)" if X.ndim > 2 else ""
@@ -63,13 +67,13 @@ class Dense(WeightsAndBias):
             raise ValueError(
                 f"Dense.forward: X has {X.shape[1]} features per row (shape {X.shape}), "
                 f"expected in_features={self.in_features}")
-        self._x = X
+        self._x, self._inference = (X, False) if train else (None, True)
         return X @ self.W + self.b
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Gradients for ``dout`` of shape (N, out_features): ``(dX, [dW, db])``."""
         if self._x is None:
-            raise BackwardBeforeForwardError("Dense.backward() called before Dense.forward()")
+            raise no_forward_state("Dense", self._inference)
         shape = (self._x.shape[0], self.out_features)
         dout = check_dout(dout, shape, self.dtype, "Dense")
         dW = self._x.T @ dout

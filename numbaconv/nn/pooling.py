@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from numbaconv._validation import (
-    BackwardBeforeForwardError,
     IntPair,
     as_float_array,
     check_count,
     check_ndim,
 )
 from numbaconv.nn import _pool_kernels
-from numbaconv.nn._checks import check_dout, pair
+from numbaconv.nn._checks import check_dout, check_train, no_forward_state, pair
 
 
 class _Pool2d:
@@ -33,6 +32,7 @@ class _Pool2d:
                 f"but got padding={self.padding} and kernel_size={self.kernel_size}")
         self.params = []
         self._out_shape: tuple[int, int, int, int] | None = None
+        self._inference = False
 
     def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
         """``(N, C, Ho, Wo)`` for an input of shape ``(N, C, H, W)`` (floor rule)."""
@@ -54,17 +54,22 @@ class _Pool2d:
                 f"{self.padding}; expected kernel_size <= input size + 2 * padding")
         return n, c, (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
 
-    def _input(self, X: object) -> np.ndarray:
+    def _input(self, X: object, train: object) -> tuple[np.ndarray, bool]:
+        """The validated input and ``train`` flag; an inference call forgets the last
+        training call's state."""
         name = type(self).__name__
+        train = check_train(train)
         X = as_float_array("X", X)
         check_ndim("X", X, 4, "(N, C, H, W)", f"{name}.forward")
-        return X
+        if not train:
+            self._out_shape, self._inference = None, True
+            self._argmax = None
+        return X, train
 
     def _dout(self, dout: object) -> np.ndarray:
         name = type(self).__name__
         if self._out_shape is None:
-            raise BackwardBeforeForwardError(
-                f"{name}.backward() called before {name}.forward()")
+            raise no_forward_state(name, self._inference)
         return check_dout(dout, self._out_shape, self._dtype, name)
 
     def _repr_args(self) -> str:
@@ -99,17 +104,24 @@ class MaxPool2d(_Pool2d):
     NaN wins). Results do not depend on the number of Numba threads.
     """
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """Pool ``X`` of shape (N, C, H, W); returns (N, C, Ho, Wo) in the input's dtype."""
-        X = self._input(X)
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
+        """Pool ``X`` of shape (N, C, H, W); returns (N, C, Ho, Wo) in the input's dtype.
+
+        With ``train=False`` (inference) the argmax of the windows is neither computed nor
+        kept: the same output, nothing for ``backward``."""
+        X, train = self._input(X, train)
         shape = self.output_shape(X.shape)
         out = np.empty(shape, dtype=X.dtype)
-        argmax = np.empty(shape, dtype=np.int64)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        if not train:
+            if out.size:
+                _pool_kernels.max_pool_infer(X, kh, kw, sh, sw, ph, pw, out)
+            return out
+        argmax = np.empty(shape, dtype=np.int64)
         if out.size:
             _pool_kernels.max_pool_forward(X, kh, kw, sh, sw, ph, pw, out, argmax)
         self._argmax, self._x_shape, self._dtype = argmax, X.shape, X.dtype
-        self._out_shape = shape
+        self._out_shape, self._inference = shape, False
         return out
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -152,16 +164,20 @@ class AvgPool2d(_Pool2d):
                 f"({type(count_include_pad).__name__})")
         self.count_include_pad = bool(count_include_pad)
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """Pool ``X`` of shape (N, C, H, W); returns (N, C, Ho, Wo) in the input's dtype."""
-        X = self._input(X)
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
+        """Pool ``X`` of shape (N, C, H, W); returns (N, C, Ho, Wo) in the input's dtype.
+
+        With ``train=False`` (inference) nothing is kept for ``backward``."""
+        X, train = self._input(X, train)
         shape = self.output_shape(X.shape)
         out = np.empty(shape, dtype=X.dtype)
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         if out.size:
             _pool_kernels.avg_pool_forward(X, kh, kw, sh, sw, ph, pw,
                                            self.count_include_pad, out)
-        self._x_shape, self._dtype, self._out_shape = X.shape, X.dtype, shape
+        if train:
+            self._x_shape, self._dtype, self._out_shape = X.shape, X.dtype, shape
+            self._inference = False
         return out
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:

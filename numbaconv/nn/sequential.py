@@ -2,11 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from numbaconv._validation import BackwardBeforeForwardError, as_int
+from numbaconv._validation import as_int
+from numbaconv.nn._checks import check_train, no_forward_state
+
+
+@functools.lru_cache(maxsize=256)
+def _takes_train(forward: Callable) -> bool:
+    """Whether a ``forward`` function takes the ``train`` keyword (or any keyword)."""
+    try:
+        parameters = inspect.signature(forward).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin, say)
+        return False
+    return any(p.name == "train" and p.kind is not p.POSITIONAL_ONLY or p.kind is p.VAR_KEYWORD
+               for p in parameters)
+
+
+def layer_forward(layer: object, X: np.ndarray, train: bool) -> np.ndarray:
+    """``layer.forward(X)``, with ``train=False`` passed on to a layer that takes it (a layer
+    whose ``forward`` takes only ``X`` runs its usual forward pass)."""
+    if train:
+        return layer.forward(X)
+    forward = layer.forward
+    function = getattr(forward, "__func__", forward)
+    try:
+        takes = _takes_train(function)
+    except TypeError:  # not hashable
+        takes = _takes_train.__wrapped__(function)
+    return forward(X, train=False) if takes else forward(X)
 
 
 class Sequential:
@@ -14,6 +42,8 @@ class Sequential:
 
     Any object with ``forward(X)``, ``backward(dout) -> (dX, grads)`` and a ``params`` list
     works as a layer (``numbaconv.Conv``, ``FancyConv`` and every layer of ``numbaconv.nn``).
+    ``forward(X, train=False)`` (inference, which :meth:`predict` uses) passes ``train=False``
+    on to the layers whose ``forward`` takes it, so that they keep nothing for backward.
 
     Attributes
     ----------
@@ -40,23 +70,30 @@ class Sequential:
                     f"{', '.join(missing)}; expected forward, backward and params")
         self.layers = list(layers)
         self._ran_forward = False
+        self._inference = False
 
     @property
     def params(self) -> list[np.ndarray]:
         return [p for layer in self.layers for p in layer.params]
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
-        """The output of the last layer for input ``X``."""
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
+        """The output of the last layer for input ``X``; ``train=False`` is inference (no
+        state for ``backward`` is kept)."""
+        train = check_train(train)
+        self._ran_forward, self._inference = False, not train
         for layer in self.layers:
-            X = layer.forward(X)
-        self._ran_forward = True
+            X = layer_forward(layer, X, train)
+        self._ran_forward = train
         return X
+
+    def __call__(self, X: np.ndarray, train: bool = True) -> np.ndarray:
+        """``forward(X, train)``."""
+        return self.forward(X, train)
 
     def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """Backpropagate ``dout`` through all layers: ``(dX, grads)``, grads ordered as params."""
         if not self._ran_forward:
-            raise BackwardBeforeForwardError(
-                "Sequential.backward() called before Sequential.forward()")
+            raise no_forward_state("Sequential", self._inference)
         grads_per_layer = []
         for layer in reversed(self.layers):
             dout, grads = layer.backward(dout)
@@ -78,12 +115,14 @@ class Sequential:
         return value, logits
 
     def predict(self, X: np.ndarray, batch_size: int | None = None) -> np.ndarray:
-        """Class indices ``argmax(forward(X), axis=1)``, computed in batches if asked."""
+        """Class indices ``argmax(forward(X, train=False), axis=1)`` (inference), computed in
+        batches if asked."""
         n = len(X)
         step = n if batch_size is None else as_int("batch_size", batch_size)
         if step < 1 and n:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        parts = [np.argmax(self.forward(X[i:i + step]), axis=1) for i in range(0, n, max(step, 1))]
+        parts = [np.argmax(self.forward(X[i:i + step], train=False), axis=1)
+                 for i in range(0, n, max(step, 1))]
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.intp)
 
     def __len__(self) -> int:
