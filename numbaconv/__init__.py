@@ -16,11 +16,13 @@ from numbaconv.transposed import (  # noqa: E402
     conv_transpose2d_backward,
     conv_transpose2d_forward,
 )
+from numbaconv.transposed_layer import ConvTranspose  # noqa: E402
 
 __all__ = [
     "BackwardBeforeForwardError",
     "Conv",
     "ConvCache",
+    "ConvTranspose",
     "ConvTransposeCache",
     "__version__",
     "col2im_indices",
