@@ -335,22 +335,23 @@ def _weight_rows(w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
     return w_row
 
 
-def _run_forward(x: np.ndarray, x_kept: np.ndarray, w_row: np.ndarray,
+def _run_forward(x: np.ndarray, x_kept: np.ndarray, w: np.ndarray,
                  bias: np.ndarray | None, geom: ConvGeometry, tiling: Tiling,
                  fused: bool) -> np.ndarray:
-    """The output of the forward pass, computed lane by lane (``x_kept`` receives the copy
-    of ``x`` that the backward pass reads, unless it is ``x`` itself)."""
+    """The output of the forward pass of validated arguments, computed lane by lane
+    (``x_kept`` receives the copy of ``x`` that the backward pass reads, unless it is ``x``
+    itself)."""
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, geom.k, geom.positions)
     if tiling.filters:
         if x_kept is not x:
             np.copyto(x_kept, x)
-        _filter_lanes.forward(x, w_row, bias, tiling.bias_row, geom, out3, tiling.workspace,
-                              im2col_blocks)
+        _filter_lanes.forward(x, w.reshape(geom.k, geom.rows), bias, geom, out3,
+                              tiling.workspace, im2col_blocks)
         return out
     make_lane = _fused_forward_lane if fused else _python_forward_lane
-    run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling),
-              plan_lanes(geom, tiling))
+    run_lanes(make_lane(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, out3, geom,
+                        tiling), plan_lanes(geom, tiling))
     return out
 
 
@@ -425,7 +426,7 @@ def conv2d_forward(
         x_kept = np.empty_like(x)
     else:
         x_kept = x
-    out = _run_forward(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, geom, tiling,
+    out = _run_forward(x, x_kept, w, bias, geom, tiling,
                        fused)
     return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
 
@@ -459,7 +460,7 @@ def conv2d(
         x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
     else:
         x_kept = x
-    return _run_forward(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, geom, tiling,
+    return _run_forward(x, x_kept, w, bias, geom, tiling,
                         fused)
 
 
@@ -563,22 +564,20 @@ def conv2d_backward(
         raise ValueError(
             f"dout must have the shape of the forward output {geom.out_shape}, "
             f"got {dout.shape}")
-    dx, dw_db = backward_pass(dout, x, w, geom, cache.tiling, cache.phased)
-    rows = geom.rows
-    return dx, np.ascontiguousarray(dw_db[:, :rows]).reshape(geom.w_shape), dw_db[:, rows].copy()
+    return backward_pass(dout, x, w, geom, cache.tiling, cache.phased)
 
 
 def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeometry,
                   tiling: Tiling, phased: bool = False, want_dx: bool = True,
-                  want_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(dx, [dW_row | db])`` of a validated convolution, each None unless wanted.
+                  want_dw: bool = True) -> tuple[np.ndarray | None, ...]:
+    """``(dx, dw, db)`` of a validated convolution (``dw`` C-contiguous (K, C, fh, fw)),
+    each None unless wanted.
 
     ``x`` is only read for the weight gradient: for the input gradient alone (the forward
     pass of a transposed convolution) any array of the input's shape and dtype will do.
     """
     k, rows = geom.k, geom.rows
     dout3 = dout.reshape(geom.n, k, geom.positions)
-    w_col = np.ascontiguousarray(w.reshape(k, rows).T)
     # Row blocks of one image add into the same input rows where their windows overlap: dx
     # starts at zero and every lane adds (in two waves, see run_lanes).
     accumulate = tiling.split_rows and tiling.bias_row
@@ -586,14 +585,20 @@ def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeom
         dx = np.empty((0, 0, 0, 0), dtype=dout.dtype)
     else:
         dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=dout.dtype)
-    if tiling.filters:
-        dw_db = _filter_lanes.backward(x, dout3, w_col, tiling.bias_row, geom, dx,
-                                       tiling.workspace, im2col_blocks, col2im_blocks,
-                                       want_dx, want_dw)
+    if tiling.filters:  # no transposed copies of the (large) weights and their gradient
+        dw, db = _filter_lanes.backward(x, dout3, w.reshape(k, rows), geom, dx,
+                                        tiling.workspace, im2col_blocks, col2im_blocks,
+                                        want_dx, want_dw)
     else:
+        w_col = np.ascontiguousarray(w.reshape(k, rows).T)
         dw_db = _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
                                       want_dx, want_dw)
-    return (dx if want_dx else None), dw_db
+        dw = db = None
+        if want_dw:
+            dw, db = np.ascontiguousarray(dw_db[:, :rows]), dw_db[:, rows].copy()
+    if dw is not None:
+        dw = dw.reshape(geom.w_shape)
+    return (dx if want_dx else None), dw, db
 
 
 def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,

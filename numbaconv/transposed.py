@@ -113,8 +113,8 @@ def _forward(x_ext, w, bias, geom, tiling, groups) -> np.ndarray:
         w_g = w[g * c_in_g:(g + 1) * c_in_g]
         # The input gradient alone reads no input: any array of its shape and dtype will do.
         shape_only = np.empty(geom.x_shape, dtype=x_ext.dtype)  # never written: no pages
-        dx, _ = F.backward_pass(_group(x_ext, g, groups), shape_only, w_g, geom, tiling,
-                                want_dw=False)
+        dx, _, _ = F.backward_pass(_group(x_ext, g, groups), shape_only, w_g, geom, tiling,
+                                   want_dw=False)
         parts.append(dx)
     out = parts[0] if groups == 1 else np.concatenate(parts, axis=1)
     if bias is not None:
@@ -212,7 +212,7 @@ def conv_transpose2d_backward(
         raise ValueError(
             f"dout must have the shape of the forward output {expected}, got {dout.shape}")
     fused = F.use_fused_lanes()
-    c_in_g, rows = geom.k, geom.rows
+    c_in_g = geom.k
     dxs, dws = [], []
     for g in range(groups):
         w_g = w[g * c_in_g:(g + 1) * c_in_g]
@@ -222,11 +222,10 @@ def conv_transpose2d_backward(
             kept = np.empty(geom.n * F._phase_image_size(geom), dtype=dout.dtype)
         else:
             kept = dout_g
-        dxs.append(F._run_forward(dout_g, kept, F._weight_rows(w_g, None, geom, cache.tiling),
-                                  None, geom, cache.tiling, fused))
-        _, dw_db = F.backward_pass(_group(x_ext, g, groups), dout_g, w_g, geom, cache.tiling,
+        dxs.append(F._run_forward(dout_g, kept, w_g, None, geom, cache.tiling, fused))
+        _, dw, _ = F.backward_pass(_group(x_ext, g, groups), dout_g, w_g, geom, cache.tiling,
                                    want_dx=False)
-        dws.append(dw_db[:, :rows].reshape(w_g.shape))
+        dws.append(dw)
     dx = dxs[0] if groups == 1 else np.concatenate(dxs, axis=1)
     h, wi = cache.in_size
     if dx.shape[2:] != (h, wi):
