@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _filter_lanes, _kernels, _lane_kernels
+from numbaconv import _filter_lanes, _kernels, _lane_kernels, _lanes
 from numbaconv._blas import load_gemm
 from numbaconv._lanes import Lane, lane_bounds, run_lanes
 from numbaconv._padding import Padding
@@ -211,10 +211,28 @@ def plan_lanes(geom: ConvGeometry, tiling: Tiling, backward: bool = False) -> li
     return lane_bounds(geom.n, work, geom.ho, min_rows, max_lanes)
 
 
+# Tilings already planned, by geometry, item size, workspace and the tunables they depend on
+# (tests change those): a layer plans the same tiling on every call.
+_known_tilings: dict[tuple, Tiling] = {}
+
+
 def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
     """The largest tiles whose column buffer fits ``workspace`` bytes (default 2 MiB); at
     least one output row of one image.  Images are cut into blocks of rows where the
-    backward pass has fewer images than lanes (planes of the wide layout are never cut)."""
+    backward pass has fewer images than lanes (planes of the wide layout are never cut), and
+    calls with few output positions and many filters use filter lanes (``_filter_lanes``)."""
+    key = (geom, itemsize, workspace, WIDE_BELOW, POSITIONS_PER_LANE, _lanes.SMALL_CALL,
+           _lanes.LANE_WORK, _lanes.LANES, _filter_lanes.MIN_BLOCK_ROWS,
+           _filter_lanes.FILTER_LANES_RATIO)
+    tiling = _known_tilings.get(key)
+    if tiling is None:
+        if len(_known_tilings) >= 1024:
+            _known_tilings.clear()
+        tiling = _known_tilings[key] = _plan_tiling(geom, itemsize, workspace)
+    return tiling
+
+
+def _plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
     if workspace is None:
         workspace = DEFAULT_WORKSPACE
     wide = use_wide_layout(geom)
