@@ -29,7 +29,8 @@ def as_ntuple(name: str, value: object, n: int, minimum: int) -> tuple[int, ...]
     if isinstance(value, (tuple, list)) and len(value) == 1:
         value = value[0]
     elif isinstance(value, (tuple, list)):
-        raise ValueError(f"{name} must be an int or a 1-tuple (int,), got {value!r}")
+        raise ValueError(f"{name} must be an int or a 1-tuple (int,), got {value!r}"
+                         + (" (or a pair (left, right) for padding)" if name == "padding" else ""))
     try:
         result = as_int(name, value)
     except TypeError:
@@ -55,11 +56,14 @@ def padding_string(value: str, stride: tuple[int, ...]) -> str:
 def conv_padding(value: object, n: int, kernel_size: tuple[int, ...], stride: tuple[int, ...],
                  dilation: tuple[int, ...]) -> object:
     """A convolution's ``padding`` in the form it is kept and passed on: ``'valid'`` or
-    ``'same'``; else per axis ``(p,)`` (1-D), ``(ph, pw)`` or ``((top, bottom), (left,
-    right))`` (2-D)."""
+    ``'same'``; else ``(p,)`` or ``(left, right)`` (1-D), ``(ph, pw)`` or ``((top, bottom),
+    (left, right))`` (2-D)."""
     if isinstance(value, str):
         return padding_string(value, stride)
     if n == 1:
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            left, right = as_pair("padding", value, 0)
+            return left, right
         return as_ntuple("padding", value, 1, 0)
     top, bottom, left, right = as_padding(value, *kernel_size, stride, dilation)
     if isinstance(value, (tuple, list)) and any(isinstance(v, (tuple, list)) for v in value):

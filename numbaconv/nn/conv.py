@@ -10,6 +10,8 @@ PyTorch, one unbatched sample (``(C, H, W)`` / ``(C, L)``) are taken.
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 
 from numbaconv._padding import Padding
@@ -155,10 +157,8 @@ class ConvTranspose2d(ConvLayer):
 
 
 def _conv1d():
-    """The 1-D convolution functions (imported when first used)."""
-    from numbaconv import conv1d
-
-    return conv1d
+    """The 1-D convolution module (imported when first used)."""
+    return importlib.import_module("numbaconv.conv1d")
 
 
 class Conv1d(ConvLayer):
@@ -169,8 +169,8 @@ class Conv1d(ConvLayer):
     in_channels, out_channels : int
     kernel_size : int or (int,)
     stride : int or (int,), default 1
-    padding : int, (int,), 'valid' or 'same', default 0
-        'same': stride 1 only.
+    padding : int, (int,), (int, int), 'valid' or 'same', default 0
+        Both ends, or ``(left, right)``; 'same': stride 1 only.
     dilation : int or (int,), default 1
         Spacing between kernel taps.
     groups : int, default 1
@@ -198,7 +198,7 @@ class Conv1d(ConvLayer):
     layout = "(N, C, L)"
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int],
-                 stride: int | tuple[int] = 1, padding: int | tuple[int] | str = 0,
+                 stride: int | tuple[int] = 1, padding: int | tuple[int, ...] | str = 0,
                  dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", *, dtype: object = np.float32,
                  rng: object = None) -> None:
@@ -208,7 +208,8 @@ class Conv1d(ConvLayer):
         self._draw(rng)
 
     def _args(self, X: np.ndarray) -> tuple:
-        padding = self.padding if isinstance(self.padding, str) else self.padding[0]
+        one = isinstance(self.padding, tuple) and len(self.padding) == 1
+        padding = self.padding[0] if one else self.padding
         return (X, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
                 self.groups)
 

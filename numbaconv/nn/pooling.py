@@ -32,6 +32,7 @@ class _Pool2d:
                 f"but got padding={self.padding} and kernel_size={self.kernel_size}")
         self.params = []
         self._out_shape: tuple[int, int, int, int] | None = None
+        self._x_shape: tuple[int, ...] | None = None
         self._inference = False
 
     def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -63,7 +64,7 @@ class _Pool2d:
         check_ndim("X", X, 4, "(N, C, H, W)", f"{name}.forward")
         if not train:
             self._out_shape, self._inference = None, True
-            self._argmax = None
+            self._argmax = self._x_shape = None
         return X, train
 
     def _dout(self, dout: object) -> np.ndarray:
