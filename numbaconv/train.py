@@ -37,6 +37,7 @@ from numbaconv.nn import (
     Sequential,
     SoftmaxCrossEntropy,
 )
+from numbaconv.nn.sequential import layer_forward
 from numbaconv.reference import FancyConv
 
 # The extra's name quoted (shells such as zsh expand the brackets otherwise); from a checkout
@@ -147,9 +148,9 @@ class _Timed:
         self.layer, self.clock = layer, clock
         self.params = layer.params
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
+    def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         start = time.perf_counter()
-        out = self.layer.forward(X)
+        out = layer_forward(self.layer, X, train)
         self.clock[0] += time.perf_counter() - start
         return out
 
