@@ -10,12 +10,11 @@ PyTorch, one unbatched sample (``(C, H, W)`` / ``(C, L)``) are taken.
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
 from numbaconv._padding import Padding
 from numbaconv._validation import IntPair
+from numbaconv.conv1d import conv1d, conv1d_backward, conv1d_forward
 from numbaconv.functional import conv2d, conv2d_backward, conv2d_forward
 from numbaconv.nn._conv_base import ConvLayer, as_ntuple, conv_padding
 from numbaconv.transposed import (
@@ -156,11 +155,6 @@ class ConvTranspose2d(ConvLayer):
         return conv_transpose2d_backward(dout, cache)
 
 
-def _conv1d():
-    """The 1-D convolution module (imported when first used)."""
-    return importlib.import_module("numbaconv.conv1d")
-
-
 class Conv1d(ConvLayer):
     """1-D convolution over ``(N, C, L)`` batches, as ``torch.nn.Conv1d``.
 
@@ -214,10 +208,10 @@ class Conv1d(ConvLayer):
                 self.groups)
 
     def _train_forward(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        return _conv1d().conv1d_forward(*self._args(X), padding_mode=self.padding_mode)
+        return conv1d_forward(*self._args(X), padding_mode=self.padding_mode)
 
     def _infer(self, X: np.ndarray) -> np.ndarray:
-        return _conv1d().conv1d(*self._args(X), padding_mode=self.padding_mode)
+        return conv1d(*self._args(X), padding_mode=self.padding_mode)
 
     def _backward(self, dout: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
-        return _conv1d().conv1d_backward(dout, cache)
+        return conv1d_backward(dout, cache)
