@@ -3,6 +3,7 @@ oracles ran, and install hints that work as printed."""
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
@@ -31,8 +32,18 @@ def test_readme_and_ci_install_the_oracle():
     assert "python -m pytest tests benchmarks --benchmark-disable" in ci
 
 
+def _tests_conftest():
+    """tests/conftest.py as a module (``import conftest`` may find benchmarks/conftest.py
+    when both folders are collected)."""
+    spec = importlib.util.spec_from_file_location("tests_conftest",
+                                                  Path(__file__).parent / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_oracle_line_names_every_oracle():
-    from conftest import oracle_line
+    oracle_line = _tests_conftest().oracle_line
 
     line = oracle_line("2.13.0+cpu")
     for oracle in ("naive loops", "fancy-index", "finite differences", "PyTorch 2.13.0+cpu"):
