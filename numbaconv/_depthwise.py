@@ -44,13 +44,10 @@ from numbaconv._validation import ConvGeometry
 # Below this many multiply-adds a call runs the serial driver.
 SERIAL_BELOW = 1 << 16
 # Work items per call at least (channel blocks times chunks of images), where the problem
-# allows, and elements (input and output) per item at least, where there are enough items.
+# allows.
 _ITEMS = 64
-_ITEM_ELEMENTS = 1 << 14
-# A batch holds about this many buffer entries (as many images as fit, at least one).
+# A work item's buffer holds about this many entries (as many planes as fit, at least one).
 _BATCH_ENTRIES = 1 << 13
-# The forward pass accumulates about this many output positions at a time (in L1).
-_ACC_POSITIONS = 1024
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
 _RUN = 32
 # Running sums per tap of the weight gradient (and of the bias gradient): a power of two.
@@ -74,13 +71,12 @@ class DepthwiseCache:
 # --- plane buffers --------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _layout(h, w, fh, fw, sh, sw, dh, dw, ho, wo):
-    """``(hb, wb, hq, wq, batch)``: rows and columns of the padded plane that windows read,
-    rows and columns of a phase plane, and the images in a batch."""
+def _layout(fh, fw, sh, sw, dh, dw, ho, wo):
+    """``(hb, wb, hq, wq)``: rows and columns of the padded plane that windows read, and rows
+    and columns of a phase plane."""
     hb = (ho - 1) * sh + (fh - 1) * dh + 1
     wb = (wo - 1) * sw + (fw - 1) * dw + 1
-    hq, wq = (hb + sh - 1) // sh, (wb + sw - 1) // sw
-    return hb, wb, hq, wq, max(1, _BATCH_ENTRIES // (sh * sw * hq * wq))
+    return hb, wb, (hb + sh - 1) // sh, (wb + sw - 1) // sw
 
 
 @njit(cache=True, inline="always")
@@ -144,11 +140,58 @@ def _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, batch):
 
 
 @njit(cache=True, inline="always")
-def _fill_buffer(src, s0, w, buf, b0, rows, cols, phases, sw):
+def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq):
+    """The input rows that windows reach into the buffer (the columns they reach), and
+    nothing else: the zero padding's part of :func:`_fill_buffer`."""
+    n_rows = min(h, rows.shape[0] - top)
+    if sw == 1:
+        lo, hi = phases[0, 0], phases[0, 1]
+        if hi > lo and sh == 1:  # the rows of the buffer are wq apart
+            d = b0 + top * wq + lo
+            for y in range(n_rows):
+                _copy(buf, d + y * wq, 1, src, s0 + y * w + lo - left, 1, hi - lo)
+        elif hi > lo:
+            for y in range(n_rows):
+                _copy(buf, b0 + rows[y + top, 1] + lo, 1, src, s0 + y * w + lo - left, 1,
+                      hi - lo)
+        return
+    if sw == 2:  # both phases in one loop: the stride-2 reads become shuffles of vectors
+        reach = min(w, cols.shape[0] - left)  # input columns that windows reach
+        if reach <= 0:
+            return
+        pairs = np.uint64(reach // 2)
+        first, second = cols[left, 1], cols[min(left + 1, cols.shape[0] - 1), 1]
+        last = cols[left + reach - 1, 1]
+        two, one = np.uint64(2), np.uint64(1)
+        for y in range(n_rows):
+            d_row = b0 + rows[y + top, 1]
+            d0, d1 = np.uint64(d_row + first), np.uint64(d_row + second)
+            s = np.uint64(s0 + y * w)
+            for j in range(pairs):
+                buf[d0 + j] = src[s + two * j]
+                buf[d1 + j] = src[s + two * j + one]
+            if reach % 2 == 1:
+                buf[d_row + last] = src[s0 + y * w + reach - 1]
+        return
+    for y in range(n_rows):
+        d_row = b0 + rows[y + top, 1]
+        s_row = s0 + y * w
+        for px in range(sw):
+            lo, hi = phases[px, 0], phases[px, 1]
+            if hi > lo:
+                _copy(buf, d_row + cols[px, 1] + lo, 1, src, s_row + cols[lo * sw + px, 0], sw,
+                      hi - lo)
+
+
+@njit(cache=True, inline="always")
+def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq, zeros):
     """Padded plane ``src[s0 : s0 + h*w]`` into the batch buffer at image offset ``b0``, as
-    :func:`_plan` says (the entries a window reads); border cells copy their source pixel
-    (zeros: 0).  Entries it does not write never change, so a buffer zeroed once stays
-    finite."""
+    :func:`_plan` says (the entries a window reads); border cells copy their source pixel.
+    Entries it does not write never change, so a buffer zeroed once stays finite; with
+    ``zeros`` the border is such entries, and only the input rows are copied."""
+    if zeros:
+        _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq)
+        return
     for r in range(rows.shape[0]):
         y = rows[r, 0]
         d_row = b0 + rows[r, 1]
@@ -162,7 +205,8 @@ def _fill_buffer(src, s0, w, buf, b0, rows, cols, phases, sw):
             for u in range(lo):
                 xs = cols[u * sw + px, 0]
                 buf[d + u] = src[s_row + xs] if xs >= 0 else 0
-            _copy(buf, d + lo, 1, src, s_row + cols[lo * sw + px, 0], sw, hi - lo)
+            if hi > lo:
+                _copy(buf, d + lo, 1, src, s_row + cols[lo * sw + px, 0], sw, hi - lo)
             for u in range(hi, count):
                 xs = cols[u * sw + px, 0]
                 buf[d + u] = src[s_row + xs] if xs >= 0 else 0
@@ -233,9 +277,28 @@ def _axpy3(y, first, value, c0, c1, c2, x, s0, s1, s2, count):
 
 
 @njit(cache=True, inline="always")
+def _taps9(y, value, wts, t, x, offsets, p0, count):
+    """``y[j] = value + sum of wts[t + k] * x[offsets[k] + p0 + j]`` over the 9 taps of a
+    3x3 kernel, added left to right (as :func:`_axpy3` row by row would)."""
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = (wts[t], wts[t + 1], wts[t + 2], wts[t + 3],
+                                          wts[t + 4], wts[t + 5], wts[t + 6], wts[t + 7],
+                                          wts[t + 8])
+    x0, x1, x2 = (np.uint64(offsets[0] + p0), np.uint64(offsets[1] + p0),
+                  np.uint64(offsets[2] + p0))
+    x3, x4, x5 = (np.uint64(offsets[3] + p0), np.uint64(offsets[4] + p0),
+                  np.uint64(offsets[5] + p0))
+    x6, x7, x8 = (np.uint64(offsets[6] + p0), np.uint64(offsets[7] + p0),
+                  np.uint64(offsets[8] + p0))
+    for j in range(np.uint64(count)):
+        y[j] = (value + c0 * x[x0 + j] + c1 * x[x1 + j] + c2 * x[x2 + j] + c3 * x[x3 + j]
+                + c4 * x[x4 + j] + c5 * x[x5 + j] + c6 * x[x6 + j] + c7 * x[x7 + j]
+                + c8 * x[x8 + j])
+
+
+@njit(cache=True, inline="always")
 def _lane_sums(acc, a_start, g, x, x_start, count, products):
     """Running sums ``acc[a_start + p mod _LANES] += g[p] * x[x_start + p]`` (``g[p]`` alone
-    without ``products``) for ``p < count`` (a multiple of ``_RUN``), in order of p."""
+    without ``products``) for ``p < count``, in order of p."""
     a0 = np.uint64(a_start)
     x0 = np.uint64(x_start)
     for p0 in range(0, count, _LANES):
@@ -260,189 +323,209 @@ def _pairwise_sum(src, start, count):
     return src[start]
 
 
+# --- work items -----------------------------------------------------------------------------
+#
+# A work item is a block of ``ci`` channels of a chunk of ``ni`` images: its ``ci * ni`` planes
+# are the buffer's slots, slot ``(c - c0) * ni + (n - n0)``, so the planes of one channel are
+# consecutive slots (one run per tap) while the planes of one image are read and written in
+# channel order, one contiguous stretch of memory per image.
+
+@njit(cache=True, inline="always")
+def _item_range(item, chunks, ci, ni, n_img, n_ch):
+    """``(c0, c1, n0, n1, chunk)``: the channels and images of work item ``item``."""
+    block = item // chunks
+    chunk = item - block * chunks
+    c0, n0 = block * ci, chunk * ni
+    return c0, min(c0 + ci, n_ch), n0, min(n0 + ni, n_img), chunk
+
+
+@njit(cache=True)
+def _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, slots):
+    """The plan of a buffer of ``slots`` planes (:func:`_plan`) and the tap offsets, shared by
+    every item of a call."""
+    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
+    rows, cols, phases = _plan(h, w, hb, wb, hq, wq, slots, sh, sw, top, left, mode)
+    return rows, cols, phases, _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, slots)
+
+
+@njit(cache=True, inline="always")
+def _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
+               sh, sw, zeros, kept):
+    """The item's input planes into their slots, image by image (and copied to ``kept`` if
+    it is not empty)."""
+    plane_size = h * w
+    for n in range(n0, n1):
+        s0 = (n * n_ch + c0) * plane_size
+        if kept.size > 0:
+            _copy(kept, s0, 1, src, s0, 1, (c1 - c0) * plane_size)
+        for c in range(c0, c1):
+            _fill_buffer(src, s0 + (c - c0) * plane_size, h, w, buf,
+                         ((c - c0) * ni + n - n0) * hq * wq, top, left, rows, cols, phases, sh,
+                         sw, wq, zeros)
+
+
 # --- forward --------------------------------------------------------------------------------
 
 @njit(cache=True, inline="always")
-def _batch_output(buf, offsets, wts, kk, value, acc, acc_rows, out, o0, nb, out_step, fh, fw,
-                  hq, ho, wo, wq):
-    """Output planes of filter ``kk`` for the ``nb`` batch images (plane s at
-    ``out[o0 + s*out_step:]``), ``acc_rows`` position rows (of ``wq``) at a time."""
+def _channel_output(buf, offsets, wts, kk, value, obuf, o0, p0, count, fh, fw):
+    """Positions ``p0 : p0 + count`` of filter ``kk`` (one channel's slots) into
+    ``obuf[o0:]``."""
     taps = fh * fw
-    rows = nb * hq  # position rows of the batch, ho of each image's hq used
-    s, i = 0, 0  # image and output row of the next position row to write out
-    for g0 in range(0, rows, acc_rows):
-        g1 = min(rows, g0 + acc_rows)
-        p0, run = g0 * wq, _round_run((g1 - g0) * wq)
-        for a in range(fh):
-            t = kk * taps + a * fw
-            if fw == 3:
-                _axpy3(acc, a == 0, value, wts[t], wts[t + 1], wts[t + 2], buf,
-                       offsets[a * 3] + p0, offsets[a * 3 + 1] + p0, offsets[a * 3 + 2] + p0,
-                       run)
-            else:
-                if a == 0:
-                    _fill(acc, 0, run, value)
-                for b in range(fw):
-                    _axpy(acc, 0, wts[t + b], buf, offsets[a * fw + b] + p0, run)
-        for g in range(g1 - g0):
-            if i < ho:
-                _copy(out, o0 + s * out_step + i * wo, 1, acc, g * wq, 1, wo)
-            i += 1
-            if i == hq:
-                s, i = s + 1, 0
-
-
-@njit(cache=True, inline="always")
-def _item_range(item, chunks, channels_per_item, n_img, n_ch):
-    """Channels ``[c0, c1)`` and images ``[n0, n1)`` of work item ``item``."""
-    block = item // chunks
-    chunk = item - block * chunks
-    c0 = block * channels_per_item
-    return (c0, min(c0 + channels_per_item, n_ch), chunk * n_img // chunks,
-            (chunk + 1) * n_img // chunks)
+    run = _round_run(count)
+    if fh == 3 and fw == 3:
+        _taps9(obuf[o0:], value, wts, kk * taps, buf, offsets, p0, run)
+        return
+    for a in range(fh):
+        t = kk * taps + a * fw
+        if fw == 3:
+            _axpy3(obuf[o0:], a == 0, value, wts[t], wts[t + 1], wts[t + 2], buf,
+                   offsets[a * 3] + p0, offsets[a * 3 + 1] + p0, offsets[a * 3 + 2] + p0, run)
+        else:
+            if a == 0:
+                _fill(obuf, o0, run, value)
+            for b in range(fw):
+                _axpy(obuf, o0, wts[t + b], buf, offsets[a * fw + b] + p0, run)
 
 
 @njit(cache=True)
-def _forward_item(x, wts, bias, out, x_kept, item, chunks, channels_per_item, fh, fw, sh, sw,
-                  dh, dw, ho, wo, rows, cols, phases, offsets):
-    """Work item ``item``: for its channels and chunk of images, the output planes (and, if
-    ``x_kept`` is not empty, the copy of the input planes)."""
+def _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top, left,
+                  dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+    """Work item ``item``: the output planes of its channels and images (and, if ``x_kept``
+    is not empty, the copy of their input planes)."""
     n_img, n_ch, h, w = x.shape
     m = out.shape[1] // n_ch
-    c0, c1, n0, n1 = _item_range(item, chunks, channels_per_item, n_img, n_ch)
-    hb, wb, hq, wq, batch = _layout(h, w, fh, fw, sh, sw, dh, dw, ho, wo)
-    buf = np.zeros(_buffer_entries(sh, sw, hq, wq, batch), dtype=x.dtype)
-    acc_rows = max(1, _ACC_POSITIONS // wq)
-    acc = np.empty(_round_run(acc_rows * wq), dtype=x.dtype)
+    c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
+    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
+    slots, plane = ci * ni, hq * wq
+    buf = np.zeros(_buffer_entries(sh, sw, hq, wq, slots), dtype=x.dtype)
+    obuf = np.empty(m * slots * plane + _RUN, dtype=x.dtype)  # slot-major, per multiplier
     src, dst = x.reshape(x.size), out.reshape(out.size)
-    kept = x_kept.reshape(x_kept.size)
-    plane_size, out_size = h * w, ho * wo
-    for c in range(c0, c1):
-        for b0 in range(n0, n1, batch):
-            nb = min(batch, n1 - b0)
-            for s in range(nb):
-                s0 = ((b0 + s) * n_ch + c) * plane_size
-                if kept.size > 0:
-                    _copy(kept, s0, 1, src, s0, 1, plane_size)
-                _fill_buffer(src, s0, w, buf, s * hq * wq, rows, cols, phases, sw)
+    _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
+               sh, sw, mode == ZEROS, x_kept.reshape(x_kept.size))
+    count = (n1 - n0) * plane
+    for q in range(m):  # runs are rounded up: each spills into the next, written later
+        for c in range(c0, c1):
+            p0 = (c - c0) * ni * plane
+            kk = c * m + q
+            value = bias[kk] if bias.size > 0 else out.dtype.type(0)
+            _channel_output(buf, offsets, wts, kk, value, obuf, q * slots * plane + p0, p0,
+                            count, fh, fw)
+    out_size = ho * wo
+    for n in range(n0, n1):
+        for c in range(c0, c1):
             for q in range(m):
-                kk = c * m + q
-                value = bias[kk] if bias.size > 0 else out.dtype.type(0)
-                _batch_output(buf, offsets, wts, kk, value, acc, acc_rows, dst,
-                              (b0 * n_ch * m + kk) * out_size, nb, n_ch * m * out_size, fh, fw,
-                              hq, ho, wo, wq)
-
-
-@njit(cache=True)
-def _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode):
-    """The plan of a plane buffer (:func:`_plan`) and the tap offsets, for every item."""
-    hb, wb, hq, wq, batch = _layout(h, w, fh, fw, sh, sw, dh, dw, ho, wo)
-    rows, cols, phases = _plan(h, w, hb, wb, hq, wq, batch, sh, sw, top, left, mode)
-    return rows, cols, phases, _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, batch)
+                o0 = (n * n_ch * m + c * m + q) * out_size
+                a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                for i in range(ho):
+                    _copy(dst, o0 + i * wo, 1, obuf, a0 + i * wq, 1, wo)
 
 
 @njit(cache=True, parallel=True)
-def forward_planes(x, wts, bias, out, x_kept, chunks, channels_per_item, fh, fw, sh, sw, top,
-                   left, dh, dw, ho, wo, mode):
+def forward_planes(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, top, left, dh,
+                   dw, ho, wo, mode):
     """``out`` (N, C*m, Ho, Wo) = depthwise convolution of ``x`` (N, C, H, W) with the flat
     taps ``wts`` (``(C*m) * fh * fw``) plus ``bias`` (empty: none); ``x_kept`` (empty: not
-    wanted) receives a copy of ``x``.  Work items are ``channels_per_item`` channels of one of
+    wanted) receives a copy of ``x``.  Work items are ``ci`` channels of ``ni`` images, in
     ``chunks`` chunks of images."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode)
-    items = (n_ch + channels_per_item - 1) // channels_per_item * chunks
+    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
+                                          ci * ni)
+    items = (n_ch + ci - 1) // ci * chunks
     for item in prange(items):
-        _forward_item(x, wts, bias, out, x_kept, np.int64(item), chunks, channels_per_item, fh,
-                      fw, sh, sw, dh, dw, ho, wo, rows, cols, phases, offsets)
+        _forward_item(x, wts, bias, out, x_kept, np.int64(item), chunks, ci, ni, fh, fw, sh, sw,
+                      top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 @njit(cache=True, nogil=True)
-def forward_planes_serial(x, wts, bias, out, x_kept, chunks, channels_per_item, fh, fw, sh, sw,
-                          top, left, dh, dw, ho, wo, mode):
+def forward_planes_serial(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, top, left,
+                          dh, dw, ho, wo, mode):
     """Serial driver of :func:`forward_planes`."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode)
-    items = (n_ch + channels_per_item - 1) // channels_per_item * chunks
+    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
+                                          ci * ni)
+    items = (n_ch + ci - 1) // ci * chunks
     for item in range(items):
-        _forward_item(x, wts, bias, out, x_kept, item, chunks, channels_per_item, fh, fw, sh,
-                      sw, dh, dw, ho, wo, rows, cols, phases, offsets)
+        _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top,
+                      left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 # --- backward -------------------------------------------------------------------------------
 
 @njit(cache=True)
-def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, channels_per_item, fh,
-                   fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
-    """Work item ``item``: its channels for its chunk of images."""
+def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh, sw,
+                   top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+    """Work item ``item``: ``dx`` of its planes, and its part (chunk) of ``dw`` and ``db`` for
+    its channels."""
     n_img, n_ch, h, w = x.shape
     m = dout.shape[1] // n_ch
     taps = fh * fw
-    c0, c1, n0, n1 = _item_range(item, chunks, channels_per_item, n_img, n_ch)
-    chunk = item % chunks
-    hb, wb, hq, wq, batch = _layout(h, w, fh, fw, sh, sw, dh, dw, ho, wo)
-    entries = _buffer_entries(sh, sw, hq, wq, batch)
+    c0, c1, n0, n1, chunk = _item_range(item, chunks, ci, ni, n_img, n_ch)
+    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
+    slots, plane = ci * ni, hq * wq
+    entries = _buffer_entries(sh, sw, hq, wq, slots)
     buf = np.zeros(entries, dtype=x.dtype)
-    dbuf = np.empty(entries, dtype=x.dtype)
-    # dout planes of a batch with the buffer's pitch (extra positions stay 0)
-    grad = np.zeros(_round_run(batch * hq * wq), dtype=x.dtype)
-    acc = np.empty(m * (taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db, of each q
+    dbuf = np.zeros(entries, dtype=x.dtype)
+    # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
+    grad = np.zeros(m * slots * plane + _RUN, dtype=x.dtype)
+    acc = np.empty((taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db
     src, dsrc, dst = x.reshape(x.size), dout.reshape(dout.size), dx.reshape(dx.size)
-    plane_size, out_size = h * w, ho * wo
-    for c in range(c0, c1):
-        _zero(acc, 0, acc.size)
-        for b0 in range(n0, n1, batch):
-            nb = min(batch, n1 - b0)
-            run = _round_run(nb * hq * wq)
-            for s in range(nb):
-                _fill_buffer(src, ((b0 + s) * n_ch + c) * plane_size, w, buf, s * hq * wq, rows,
-                             cols, phases, sw)
-            _zero(dbuf, 0, entries)
+    _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
+               sh, sw, mode == ZEROS, src[:0])
+    out_size = ho * wo
+    for n in range(n0, n1):
+        for c in range(c0, c1):
             for q in range(m):
-                kk = c * m + q
-                for s in range(nb):
-                    g0 = ((b0 + s) * n_ch * m + kk) * out_size
-                    for i in range(ho):
-                        _copy(grad, (s * hq + i) * wq, 1, dsrc, g0 + i * wo, 1, wo)
-                a0 = q * (taps + 1) * _LANES
-                for tap in range(taps):
-                    _axpy(dbuf, offsets[tap], wts[kk * taps + tap], grad, 0, run)
-                    _lane_sums(acc, a0 + tap * _LANES, grad, buf, offsets[tap], run, True)
-                _lane_sums(acc, a0 + taps * _LANES, grad, buf, 0, run, False)
-            for s in range(nb):
-                _fold_buffer(dbuf, s * hq * wq, dst, ((b0 + s) * n_ch + c) * plane_size, h, w,
-                             top, left, rows, cols, phases, sw, mode)
+                g0 = (n * n_ch * m + c * m + q) * out_size
+                a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                for i in range(ho):
+                    _copy(grad, a0 + i * wq, 1, dsrc, g0 + i * wo, 1, wo)
+    run = (n1 - n0) * plane  # exactly: the positions after are another channel's
+    for c in range(c0, c1):
+        p0 = (c - c0) * ni * plane
         for q in range(m):
             kk = c * m + q
-            a0 = q * (taps + 1) * _LANES
+            g = q * slots * plane + p0
+            _zero(acc, 0, acc.size)
             for tap in range(taps):
-                dw_parts[chunk, kk, tap] = _pairwise_sum(acc, a0 + tap * _LANES, _LANES)
-            db_parts[chunk, kk] = _pairwise_sum(acc, a0 + taps * _LANES, _LANES)
+                _axpy(dbuf, offsets[tap] + p0, wts[kk * taps + tap], grad, g, run)
+                _lane_sums(acc, tap * _LANES, grad[g:], buf, offsets[tap] + p0, run, True)
+            _lane_sums(acc, taps * _LANES, grad[g:], buf, 0, run, False)
+            for tap in range(taps):
+                dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * _LANES, _LANES)
+            db_parts[chunk, kk] = _pairwise_sum(acc, taps * _LANES, _LANES)
+    plane_size = h * w
+    for n in range(n0, n1):
+        for c in range(c0, c1):
+            _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
+                         (n * n_ch + c) * plane_size, h, w, top, left, rows, cols, phases, sw,
+                         mode)
 
 
 @njit(cache=True, parallel=True)
-def backward_planes(x, wts, dout, dx, dw_parts, db_parts, chunks, channels_per_item, fh, fw, sh,
-                    sw, top, left, dh, dw, ho, wo, mode):
+def backward_planes(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw, sh, sw, top,
+                    left, dh, dw, ho, wo, mode):
     """``dx`` and, per chunk of images, the parts ``dw_parts[chunk]`` (K, fh*fw) and
     ``db_parts[chunk]`` (K) of the gradients of :func:`forward_planes`."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode)
-    items = (n_ch + channels_per_item - 1) // channels_per_item * chunks
+    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
+                                          ci * ni)
+    items = (n_ch + ci - 1) // ci * chunks
     for item in prange(items):
-        _backward_item(x, wts, dout, dx, dw_parts, db_parts, np.int64(item), chunks,
-                       channels_per_item, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows,
-                       cols, phases, offsets)
+        _backward_item(x, wts, dout, dx, dw_parts, db_parts, np.int64(item), chunks, ci, ni, fh,
+                       fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 @njit(cache=True, nogil=True)
-def backward_planes_serial(x, wts, dout, dx, dw_parts, db_parts, chunks, channels_per_item, fh,
-                           fw, sh, sw, top, left, dh, dw, ho, wo, mode):
+def backward_planes_serial(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw, sh, sw,
+                           top, left, dh, dw, ho, wo, mode):
     """Serial driver of :func:`backward_planes`."""
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode)
-    items = (n_ch + channels_per_item - 1) // channels_per_item * chunks
+    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
+                                          ci * ni)
+    items = (n_ch + ci - 1) // ci * chunks
     for item in range(items):
-        _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, channels_per_item, fh,
-                       fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+        _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh,
+                       sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 # --- the Python layer -----------------------------------------------------------------------
@@ -456,15 +539,22 @@ def _serial(geom: ConvGeometry) -> bool:
     return geom.n * geom.k * geom.positions * geom.fh * geom.fw < SERIAL_BELOW
 
 
-def _partition(geom: ConvGeometry) -> tuple[int, int]:
-    """``(chunks, channels_per_item)``: work items are a block of channels of one of
-    ``chunks`` chunks of images; at least ``_ITEMS`` items where there are images and channels
-    enough, each of about ``_ITEM_ELEMENTS`` elements or more (a function of the problem
-    only, never of the thread count)."""
-    chunks = max(1, min(geom.n, -(-_ITEMS // geom.c)))
-    per_channel = -(-geom.n // chunks) * (geom.h * geom.w + geom.k // geom.c * geom.positions)
-    channels = max(1, min(geom.c // _ITEMS, _ITEM_ELEMENTS // max(per_channel, 1)))
-    return chunks, channels
+def _partition(geom: ConvGeometry) -> tuple[int, int, int]:
+    """``(chunks, ci, ni)``: work items are ``ci`` channels of ``ni`` images (``chunks``
+    chunks of images), as many planes as fit a buffer of about ``_BATCH_ENTRIES`` entries,
+    and at least ``_ITEMS`` items where the problem allows (a function of the problem only,
+    never of the thread count)."""
+    _, _, hq, wq = _layout(geom.fh, geom.fw, geom.sh, geom.sw, geom.dh, geom.dw, geom.ho,
+                           geom.wo)
+    slots = max(1, _BATCH_ENTRIES // (geom.sh * geom.sw * hq * wq))
+    ni = max(1, min(geom.n, slots))
+    ci = max(1, min(geom.c, slots // ni))
+    while -(-geom.c // ci) * -(-geom.n // ni) < _ITEMS and (ci > 1 or ni > 1):
+        if ci > 1:
+            ci = -(-ci // 2)
+        else:
+            ni = -(-ni // 2)
+    return -(-geom.n // ni), ci, ni
 
 
 def depthwise_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
@@ -489,13 +579,13 @@ def depthwise_backward(dout: np.ndarray, cache: DepthwiseCache
     """``(dx, dw, db)`` of :func:`depthwise_forward` for a validated ``dout``."""
     geom, x = cache.geometry, cache.x
     w = np.ascontiguousarray(cache.w, dtype=x.dtype)
-    chunks, channels_per_item = _partition(geom)
+    chunks, ci, ni = _partition(geom)
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     taps = geom.fh * geom.fw
     dw_parts = np.empty((chunks, geom.k, taps), dtype=x.dtype)
     db_parts = np.empty((chunks, geom.k), dtype=x.dtype)
     kernel = backward_planes_serial if _serial(geom) else backward_planes
-    kernel(x, w.reshape(-1), dout, dx, dw_parts, db_parts, chunks, channels_per_item,
+    kernel(x, w.reshape(-1), dout, dx, dw_parts, db_parts, chunks, ci, ni,
            *_hyper(geom, cache.mode))
     dw, db = dw_parts[0], db_parts[0]
     for chunk in range(1, chunks):  # in chunk order: the same sums for any thread count
