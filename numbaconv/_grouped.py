@@ -15,7 +15,23 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbaconv import functional
+from numbaconv._lanes import run_lanes
 from numbaconv._validation import ConvGeometry
+
+# From this many groups on, the groups are the lanes (each group's convolution runs whole in
+# one thread); with fewer, each group's convolution is spread over the threads in turn.
+GROUP_LANES_FROM = 8
+
+
+def _for_each_group(groups: int, run_group) -> None:
+    """``run_group(g)`` for every group: as lanes from ``GROUP_LANES_FROM`` groups on (each
+    group computed the same way by whichever thread runs it), else one after the other."""
+    if groups >= GROUP_LANES_FROM:
+        run_lanes(lambda g, _, __, ___, serial: run_group(g),
+                  [(g, g + 1, 0, 0) for g in range(groups)])
+    else:
+        for g in range(groups):
+            run_group(g)
 
 
 @dataclass(frozen=True)
@@ -41,17 +57,20 @@ def grouped_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     padding = _group_padding(geom)
     hyper = ((geom.sh, geom.sw), padding, (geom.dh, geom.dw))
     out = np.empty(geom.out_shape, dtype=x.dtype)
-    caches = []
-    for g in range(groups):
+    caches: list = [None] * groups
+
+    def run_group(g: int) -> None:
         xg = x[:, g * c_group:(g + 1) * c_group]
         wg = w[g * k_group:(g + 1) * k_group]
         bg = None if bias is None else bias[g * k_group:(g + 1) * k_group]
         if keep:
-            out_g, cache = functional.conv2d_forward(xg, wg, bg, *hyper, workspace=workspace)
-            caches.append(cache)
+            out_g, caches[g] = functional.conv2d_forward(xg, wg, bg, *hyper,
+                                                         workspace=workspace)
         else:
             out_g = functional.conv2d(xg, wg, bg, *hyper, workspace=workspace)
         out[:, g * k_group:(g + 1) * k_group] = out_g
+
+    _for_each_group(groups, run_group)
     return out, (GroupedCache(tuple(caches), geom, groups) if keep else None)
 
 
@@ -63,9 +82,12 @@ def grouped_backward(dout: np.ndarray, cache: GroupedCache
     dx = np.empty(geom.x_shape, dtype=dout.dtype)
     dw = np.empty((geom.k, c_group, geom.fh, geom.fw), dtype=dout.dtype)
     db = np.empty(geom.k, dtype=dout.dtype)
-    for g, group_cache in enumerate(cache.caches):
+
+    def run_group(g: int) -> None:
         filters = slice(g * k_group, (g + 1) * k_group)
         dx_g, dw[filters], db[filters] = functional.conv2d_backward(dout[:, filters],
-                                                                     group_cache)
+                                                                     cache.caches[g])
         dx[:, g * c_group:(g + 1) * c_group] = dx_g
+
+    _for_each_group(groups, run_group)
     return dx, dw, db

@@ -180,15 +180,20 @@ def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
             results[k] = work(*bounds[k], False)
         return results
     with blas.single():  # OpenBLAS's results depend on its thread count: always one
-        if len(bounds) < 2 or threads == 1:
+        if len(bounds) < 2 or threads == 1 or getattr(_in_lane, "active", False):
             # One lane (a small call) runs in the calling thread.  Numba's parallel kernels
-            # would not pay here: measured 5-12 % slower than serial ones.
+            # would not pay here: measured 5-12 % slower than serial ones.  Lanes of a call
+            # made inside a lane (the groups of a grouped convolution) run there too: the
+            # threads are busy with the outer lanes, which waiting on them would deadlock.
             for k in order:
                 results[k] = work(*bounds[k], True)
         else:
             _run_in_pool(work, bounds, order[:first_wave], results, threads, pool)
             _run_in_pool(work, bounds, order[first_wave:], results, threads, pool)
     return results
+
+
+_in_lane = threading.local()  # .active: this thread is running a lane of some call
 
 
 def _odd_row_blocks(bounds: list[Lane]) -> list[bool]:
@@ -211,11 +216,15 @@ def _run_in_pool(work: Callable[..., T], bounds: list[Lane], lanes: list[int], r
     next_lane = itertools.count()  # threads take the next free lane: no thread idles early
 
     def run_worker(_: int) -> None:
-        for position in next_lane:
-            if position >= len(lanes):
-                return
-            lane = lanes[position]
-            results[lane] = work(*bounds[lane], True)
+        _in_lane.active = True
+        try:
+            for position in next_lane:
+                if position >= len(lanes):
+                    return
+                lane = lanes[position]
+                results[lane] = work(*bounds[lane], True)
+        finally:
+            _in_lane.active = False
 
     futures = [pool.submit(run_worker, k) for k in range(1, workers)]
     try:

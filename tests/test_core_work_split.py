@@ -122,6 +122,63 @@ def test_bitwise_identical_for_1_2_3_8_16_threads(dtype):
     assert len(set(digests.values())) == 1, digests
 
 
+_GROUPED_CHILD = textwrap.dedent("""
+    import hashlib, json, sys
+    import numba, numpy as np
+    import numbaconv
+    from numbaconv import _lanes, functional
+    _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
+    dtype = np.dtype(sys.argv[1])
+    digests = {}
+    for threads in (1, 2, 3, 8, 16):
+        numba.set_num_threads(threads)
+        h = hashlib.sha256()
+        for n, c, k, groups, stride in ((1, 16, 32, 8, 1), (3, 32, 32, 16, 2)):
+            rng = np.random.default_rng(0)
+            x = rng.standard_normal((n, c, 11, 10)).astype(dtype)
+            w = rng.standard_normal((k, c // groups, 3, 3)).astype(dtype)
+            b = rng.standard_normal(k).astype(dtype)
+            out, cache = numbaconv.conv2d_forward(x, w, b, stride, 1, 1, groups)
+            dout = rng.standard_normal(out.shape).astype(dtype)
+            for a in (out, numbaconv.conv2d(x, w, b, stride, 1, 1, groups),
+                      *numbaconv.conv2d_backward(dout, cache)):
+                h.update(np.ascontiguousarray(a).tobytes())
+        digests[threads] = h.hexdigest()
+    print(json.dumps(digests))
+""")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"], ids=["f64", "f32"])
+def test_group_lanes_bitwise_identical_for_1_2_3_8_16_threads(dtype):
+    """From 8 groups on the groups are the lanes, and each group's own lanes run inside
+    them: the results must not depend on the thread count either."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="16")
+    run = subprocess.run([sys.executable, "-c", _GROUPED_CHILD, dtype], env=env,
+                         capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    digests = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(set(digests.values())) == 1, digests
+
+
+@pytest.mark.parametrize("groups", [8, 16], ids=["g8", "g16"])
+def test_group_lanes_match_pytorch(row_blocks, groups, assert_close):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 32, 9, 8))
+    w = rng.standard_normal((48, 32 // groups, 3, 3))
+    b = rng.standard_normal(48)
+    out, cache = numbaconv.conv2d_forward(x, w, b, 1, 1, 1, groups)
+    dout = rng.standard_normal(out.shape)
+    dx, dw, db = numbaconv.conv2d_backward(dout, cache)
+    tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    expected = torch.nn.functional.conv2d(tx, tw, tb, 1, 1, 1, groups)
+    expected.backward(torch.tensor(dout))
+    assert_close(out, expected.detach().numpy(), np.float64, "out")
+    assert_close(dx, tx.grad.numpy(), np.float64, "dx")
+    assert_close(dw, tw.grad.numpy(), np.float64, "dw")
+    assert_close(db, tb.grad.numpy(), np.float64, "db")
+
+
 def test_deep_layers_at_small_batches_use_filter_lanes():
     """ResNet-50's 7x7x512 and 14x14x256 3x3 layers at batches 1 and 8."""
     for shape, k in (((1, 512, 7, 7), 512), ((8, 512, 7, 7), 512), ((1, 256, 14, 14), 256)):
