@@ -40,6 +40,14 @@ SERIAL_BELOW = 1 << 15
 _BUFFER_ELEMENTS = 1 << 14
 # col2im work items cover about this many elements of dx (whole rows of one plane).
 _ROW_BLOCK = 1024
+# Options of the kernels that only other kernels call: no wrappers for calls from Python or
+# C, which Numba would otherwise compile (and cache) for each of them.
+INTERNAL = {"cache": True, "no_cpython_wrapper": True, "no_cfunc_wrapper": True}
+# Constants that kernels pass to other kernels, as NumPy scalars: Numba types them ``bool`` and
+# ``int64``, where the literals True, False, 0 and 1 would each compile a specialization of the
+# callee of their own.
+_TRUE, _FALSE = np.bool_(True), np.bool_(False)
+_ZERO, _ONE = np.int64(0), np.int64(1)
 
 
 def run(parallel, serial, work: int, *args, force_serial: bool = False) -> None:
@@ -47,7 +55,7 @@ def run(parallel, serial, work: int, *args, force_serial: bool = False) -> None:
     (serial if force_serial or work < SERIAL_BELOW else parallel)(*args)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _valid_span(offset, stride, size, n_out):
     """Output indices ``j`` in ``[lo, hi)`` for which ``0 <= j * stride + offset < size``."""
     if stride == 1:  # no divisions on the common path
@@ -118,7 +126,7 @@ def _add_constant(dst, start, count, value):
         dst[d0 + k] += value
 
 
-@njit(cache=True, fastmath={"reassoc"})
+@njit(**INTERNAL, fastmath={"reassoc"})
 def _sum(src, start, count):
     """``src[start:start + count].sum()``.  Reassociation lets LLVM keep SIMD partial sums (a
     single running sum waits on every add); the order is fixed by the compiled code, so the
@@ -132,14 +140,14 @@ def _sum(src, start, count):
 
 # --- per-image blocks: cols[n, r, q] (or cols[r, n, q], "batch inner") ------------------------
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _block_row(r, n, n_img, rows_alloc, batch_inner):
     """Row of column ``r`` of image ``n`` in a block buffer: ``(N, rows_alloc, q)`` per image,
     or ``(rows_alloc, N, q)`` with ``batch_inner``."""
     return r * n_img + n if batch_inner else n * rows_alloc + r
 
 
-@njit(cache=True)
+@njit(**INTERNAL)
 def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
                         i0, i1, rows_alloc, batch_inner, phased):
     """Work item ``t = (n * C + c) * fh + a``: output rows ``i0 <= i < i1`` of the ``fw``
@@ -172,7 +180,7 @@ def _im2col_blocks_item(src, dst, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, 
             _zero(dst, o + j_hi, wo - j_hi)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _phase_offset(offset, stride):
     """``(p, o)`` with ``offset == o * stride + p`` and ``0 <= p < stride``: a tap at
     ``offset`` reads phase ``p``, shifted by ``o`` entries."""
@@ -182,14 +190,14 @@ def _phase_offset(offset, stride):
     return p, (offset - p) // stride
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _phase_row(plane, py, px, row, sh, sw, hp, wp):
     """Offset of row ``row`` of phase ``(py, px)`` of ``plane`` in stride-phase split images
     (see :func:`split_by_stride_phase`)."""
     return (((plane * sh + py) * sw + px) * hp + row) * wp
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
                        wo, i0, i1, rows_alloc, batch_inner):
     """The taps of kernel row ``a``, read from images split by stride phase: input pixel
@@ -200,11 +208,12 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
     Every output row is then one contiguous copy.  When ``Wo`` equals the phases' row length
     (stride 1 with "same" padding, or ``Wo == ceil(W / sw)``), all the rows of a tap are one
     copy, from its first valid column to its last, and the padding columns it filled with the
-    neighbouring row's pixels are zeroed after it."""
+    neighbouring row's pixels are zeroed after it.  (Inlined into its one caller,
+    :func:`_im2col_blocks_item`.)"""
     q_size = np.int64(i1 - i0) * wo
     hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
     py, oy = _phase_offset(a * dh - ph, sh)
-    i_lo, i_hi = _valid_span(oy, 1, (h - py + sh - 1) // sh, i1)  # rows that exist
+    i_lo, i_hi = _valid_span(oy, _ONE, (h - py + sh - 1) // sh, i1)  # rows that exist
     i_lo = max(i_lo, i0)
     i_hi = max(i_hi, i_lo)
     n_rows = i_hi - i_lo
@@ -234,38 +243,48 @@ def _im2col_phase_taps(src, dst, plane, c, n, n_img, a, h, w, fh, fw, sh, sw, ph
 
 
 @njit(cache=True, inline="always")
-def _split_row(x, s_row, w, sw, out, d_row, phase_size, to_phases):
-    """One image row ``x[s_row:s_row + w]`` to (``to_phases``) or from its ``sw`` column
-    phases ``out[d_row + px * phase_size + j]`` (entry ``j`` of phase ``px`` is column
-    ``j * sw + px``)."""
+def _row_to_phases(x, s_row, w, sw, out, d_row, phase_size):
+    """One image row ``x[s_row:s_row + w]`` to its ``sw`` column phases
+    ``out[d_row + px * phase_size + j]`` (entry ``j`` of phase ``px`` is column ``j * sw + px``).
+    (Inlined into its one caller, :func:`split_by_stride_phase`.)"""
     if sw == 2:
-        # Both phases in one loop: the stride-2 accesses become shuffles of contiguous
-        # vectors (2.5x faster than one strided copy per phase for the rows of 32 of the
-        # downsample shape).
+        # Both phases in one loop: the stride-2 reads become shuffles of contiguous vectors
+        # (2.5x faster than one strided copy per phase for the rows of 32 of the downsample
+        # shape).
         even = np.uint64(d_row)
         odd = np.uint64(d_row + phase_size)
         s0 = np.uint64(s_row)
         one, two = np.uint64(1), np.uint64(2)
         pairs = np.uint64(w // 2)
-        if to_phases:
-            for j in range(pairs):
-                out[even + j] = x[s0 + two * j]
-                out[odd + j] = x[s0 + two * j + one]
-        else:
-            for j in range(pairs):
-                x[s0 + two * j] = out[even + j]
-                x[s0 + two * j + one] = out[odd + j]
+        for j in range(pairs):
+            out[even + j] = x[s0 + two * j]
+            out[odd + j] = x[s0 + two * j + one]
         if w % 2 == 1:  # the last column is in the even phase only
-            if to_phases:
-                out[even + pairs] = x[s0 + two * pairs]
-            else:
-                x[s0 + two * pairs] = out[even + pairs]
+            out[even + pairs] = x[s0 + two * pairs]
         return
     for px in range(sw):
-        if to_phases:
-            _copy(out, d_row + px * phase_size, 1, x, s_row + px, sw, (w - px + sw - 1) // sw)
-        else:
-            _copy(x, s_row + px, sw, out, d_row + px * phase_size, 1, (w - px + sw - 1) // sw)
+        _copy(out, d_row + px * phase_size, 1, x, s_row + px, sw, (w - px + sw - 1) // sw)
+
+
+@njit(cache=True, inline="always")
+def _row_from_phases(phases, s_row, w, sw, x, d_row, phase_size):
+    """The inverse of :func:`_row_to_phases`: image row ``x[d_row:d_row + w]`` from its column
+    phases ``phases[s_row + px * phase_size + j]``.  (Inlined into its one caller,
+    :func:`merge_stride_phases`.)"""
+    if sw == 2:
+        even = np.uint64(s_row)
+        odd = np.uint64(s_row + phase_size)
+        d0 = np.uint64(d_row)
+        one, two = np.uint64(1), np.uint64(2)
+        pairs = np.uint64(w // 2)
+        for j in range(pairs):
+            x[d0 + two * j] = phases[even + j]
+            x[d0 + two * j + one] = phases[odd + j]
+        if w % 2 == 1:
+            x[d0 + two * pairs] = phases[even + pairs]
+        return
+    for px in range(sw):
+        _copy(x, d_row + px, sw, phases, s_row + px * phase_size, 1, (w - px + sw - 1) // sw)
 
 
 @njit(cache=True)
@@ -281,8 +300,8 @@ def split_by_stride_phase(x, first_plane, planes, h, w, sh, sw, out):
         s0 = (first_plane + k) * h * w
         for py in range(sh):
             for i in range((h - py + sh - 1) // sh):  # image row i * sh + py
-                _split_row(x, s0 + (i * sh + py) * w, w, sw, out,
-                           _phase_row(k, py, 0, i, sh, sw, hp, wp), hp * wp, True)
+                _row_to_phases(x, s0 + (i * sh + py) * w, w, sw, out,
+                               _phase_row(k, py, _ZERO, i, sh, sw, hp, wp), hp * wp)
 
 
 @njit(cache=True)
@@ -294,8 +313,8 @@ def merge_stride_phases(phases, first_plane, planes, h, w, sh, sw, x):
         d0 = (first_plane + k) * h * w
         for py in range(sh):
             for i in range((h - py + sh - 1) // sh):
-                _split_row(x, d0 + (i * sh + py) * w, w, sw, phases,
-                           _phase_row(k, py, 0, i, sh, sw, hp, wp), hp * wp, False)
+                _row_from_phases(phases, _phase_row(k, py, _ZERO, i, sh, sw, hp, wp), w, sw, x,
+                                 d0 + (i * sh + py) * w, hp * wp)
 
 
 @njit(cache=True, parallel=True)
@@ -311,7 +330,7 @@ def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in prange(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, False)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, _FALSE)
 
 
 @njit(cache=True, nogil=True)
@@ -322,10 +341,10 @@ def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
     for item in range(n_img * n_ch * fh):
         _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
-                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, False)
+                            dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, _FALSE)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
     """Output rows ``i`` whose kernel row ``a`` lands in input rows ``[y0, y1)``."""
     start = y0 + ph - a * dh  # i * sh >= start
@@ -335,7 +354,7 @@ def _col2im_rows(ho, sh, ph, dh, a, y0, y1):
     return i_lo, min(i_hi, ho)
 
 
-@njit(cache=True)
+@njit(**INTERNAL)
 def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw,
                         ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, accumulate,
                         phased):
@@ -401,7 +420,7 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batc
     for item in prange(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, False)
+                            batch_inner, accumulate, _FALSE)
 
 
 @njit(cache=True, nogil=True)
@@ -416,7 +435,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
     for item in range(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, False)
+                            batch_inner, accumulate, _FALSE)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------
@@ -424,7 +443,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
 _TILE = 256  # positions per transpose tile (256: each image contributes 1-2 KB runs to read)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _transpose_tile(src, dst, m0, count, n_img, first_start, first_stride, to_batch_last):
     """Positions ``m0 ... m0 + count`` moved between batch last, ``(M, N)`` from offset 0, and
     batch first, ``N`` rows that start at ``first_start`` every ``first_stride`` elements:
@@ -473,7 +492,7 @@ def transpose_batch_serial(x, out, to_batch_last):
         _transpose_tile(src, dst, m0, min(_TILE, size - m0), n_img, 0, size, to_batch_last)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _phase_counts(h, w, sh, sw):
     """Row and column phases that hold pixels: ``min(sh, H)``, ``min(sw, W)`` (a stride wider
     than the image leaves the other phases empty), and the phases' size
@@ -481,7 +500,7 @@ def _phase_counts(h, w, sh, sw):
     return min(sh, h), min(sw, w), (h + sh - 1) // sh, (w + sw - 1) // sw
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _batch_last_phases_row(src, plane_start, image, dst, y, n_img, h, w, sh, sw):
     """Row ``y`` of the plane that starts at ``src[plane_start]`` in every image (images
     ``image`` elements apart) into that plane's batch-last stride phases: pixel
@@ -499,15 +518,15 @@ def _batch_last_phases_row(src, plane_start, image, dst, y, n_img, h, w, sh, sw)
         lanes = VECTOR_BYTES // src.itemsize
         n_blocks_end = n_img - n_img % lanes
         j_blocks_end = w // 2 - w // 2 % lanes
-        even = _phase_row(0, py, 0, i, phases_h, phases_w, hp, wp) * n_img
-        odd = _phase_row(0, py, 1, i, phases_h, phases_w, hp, wp) * n_img
+        even = _phase_row(_ZERO, py, _ZERO, i, phases_h, phases_w, hp, wp) * n_img
+        odd = _phase_row(_ZERO, py, _ONE, i, phases_h, phases_w, hp, wp) * n_img
         for n0 in range(0, n_blocks_end, lanes):
             first = row_start + n0 * image
             for j in range(0, j_blocks_end, lanes):
                 transpose_block_pairs(src, first + 2 * j, image, dst, even + j * n_img + n0,
                                       odd + j * n_img + n0, n_img)
     for px in range(phases_w):
-        d_row = _phase_row(0, py, px, i, phases_h, phases_w, hp, wp) * n_img
+        d_row = _phase_row(_ZERO, py, px, i, phases_h, phases_w, hp, wp) * n_img
         count = (w - px + sw - 1) // sw
         for n in range(n_img):
             done = j_blocks_end if n < n_blocks_end else 0
@@ -523,7 +542,7 @@ def batch_last_phases(x, sh, sw, out):
     are."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
-    plane, plane_phases = np.int64(h) * w, phases_size(n_img, 1, h, w, sh, sw)
+    plane, plane_phases = np.int64(h) * w, phases_size(n_img, _ONE, h, w, sh, sw)
     for t in prange(np.int64(n_ch) * h):
         c, y = divmod(np.int64(t), h)
         _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y, n_img,
@@ -535,14 +554,14 @@ def batch_last_phases_serial(x, sh, sw, out):
     """Serial driver of :func:`batch_last_phases`."""
     n_img, n_ch, h, w = x.shape
     src = x.reshape(x.size)
-    plane, plane_phases = np.int64(h) * w, phases_size(n_img, 1, h, w, sh, sw)
+    plane, plane_phases = np.int64(h) * w, phases_size(n_img, _ONE, h, w, sh, sw)
     for c in range(np.int64(n_ch)):
-        for y in range(h):
+        for y in range(np.int64(h)):
             _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y,
                                    n_img, h, w, sh, sw)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def phases_size(n, c, h, w, sh, sw):
     """Elements of an (N, C, H, W) input split by stride phase, keeping only the phases that
     hold pixels (:func:`_phase_counts`): below 4x its size.  The kernels size their buffers
@@ -551,7 +570,7 @@ def phases_size(n, c, h, w, sh, sw):
     return np.int64(n) * c * phases_h * phases_w * hp * wp
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
     output position, ``Ho`` segments of ``Wo*N`` values, read from the input batch last and
@@ -618,59 +637,122 @@ def im2col_classic_from_phases_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw,
 
 
 @njit(cache=True, inline="always")
-def _im2col_classic_plane(src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h, w, fh, fw, sh, sw,
-                          ph, pw, dh, dw, ho, wo):
-    """Taps ``tap_lo ... tap_hi`` of plane ``c``: the plane of every image goes batch last into
-    ``buf`` (``phases_size(N, 1, H, W, sh, sw)`` elements), split by stride phase, and the
-    taps' rows are copied out of it while it is still in cache."""
+def _plane_to_batch_last(src, buf, c, n_img, n_ch, h, w, sh, sw):
+    """Plane ``c`` of every image into ``buf`` batch last, ``buf[p * N + n] = x[n, c].flat[p]``
+    (stride 1: the plane is its only phase), a tile of positions at a time."""
     plane = np.int64(h) * w
-    if sh == 1 and sw == 1:  # one phase: a transpose
-        for m0 in range(0, plane, _TILE):
-            _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane,
-                            n_ch * plane, True)
-    else:
-        for y in range(h):
-            _batch_last_phases_row(src, c * plane, n_ch * plane, buf, y, n_img, h, w, sh, sw)
+    for m0 in range(0, plane, _TILE):
+        _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane, n_ch * plane,
+                        _TRUE)
+
+
+@njit(cache=True, inline="always")
+def _plane_to_batch_last_phases(src, buf, c, n_img, n_ch, h, w, sh, sw):
+    """Plane ``c`` of every image into ``buf``, batch last and split by stride phase (see
+    :func:`_batch_last_phases_row`), a row at a time."""
+    plane = np.int64(h) * w
+    for y in range(np.int64(h)):
+        _batch_last_phases_row(src, c * plane, n_ch * plane, buf, y, n_img, h, w, sh, sw)
+
+
+@njit(cache=True, inline="always")
+def _im2col_classic_plane(fill, src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h, w, fh, fw,
+                          sh, sw, ph, pw, dh, dw, ho, wo):
+    """Taps ``tap_lo ... tap_hi`` of plane ``c``: ``fill`` (:func:`_plane_to_batch_last` for
+    stride 1, else :func:`_plane_to_batch_last_phases`) puts the plane of every image batch
+    last into ``buf`` (``phases_size(N, 1, H, W, sh, sw)`` elements), split by stride phase,
+    and the taps' rows are copied out of it while it is still in cache.  (Inlined into the
+    drivers, which then link the kernels it calls directly; a driver of one stride class
+    compiles only its own ``fill``.)"""
+    fill(src, buf, c, n_img, n_ch, h, w, sh, sw)
     out = dst[c * fh * fw * ho * wo * n_img:]  # the plane's rows: buf is a one-plane input
     for tap in range(tap_lo, tap_hi):
         _im2col_classic_item(buf, out, tap, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
 
 
+@njit(cache=True, inline="always")
+def _im2col_classic_parallel(fill, x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """The body of the parallel drivers (see :func:`im2col_classic`)."""
+    n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    taps = np.int64(fh) * fw
+    buf_size = phases_size(n_img, _ONE, h, w, sh, sw)
+    for item in prange(np.int64(n_ch) * groups):
+        c, group = divmod(np.int64(item), groups)
+        buf = np.empty(buf_size, dtype=x.dtype)
+        _im2col_classic_plane(fill, src, dst, buf, c, group * taps // groups,
+                              (group + 1) * taps // groups, n_img, n_ch, h, w, fh, fw, sh, sw,
+                              ph, pw, dh, dw, ho, wo)
+
+
+@njit(cache=True, inline="always")
+def _im2col_classic_serial(fill, x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """The body of the serial drivers (see :func:`im2col_classic_serial`)."""
+    n_img, n_ch, h, w = x.shape
+    src, dst = x.reshape(x.size), cols.reshape(cols.size)
+    buf = np.empty(phases_size(n_img, _ONE, h, w, sh, sw), dtype=x.dtype)
+    for c in range(np.int64(n_ch)):
+        _im2col_classic_plane(fill, src, dst, buf, c, _ZERO, np.int64(fh) * fw, n_img, n_ch, h,
+                              w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+
+
 @njit(cache=True, parallel=True)
-def im2col_classic(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+def im2col_classic_unit_stride(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """:func:`im2col_classic` for stride 1."""
+    _im2col_classic_parallel(_plane_to_batch_last, x, groups, fh, fw, sh, sw, ph, pw, dh, dw,
+                             ho, wo, cols)
+
+
+@njit(cache=True, parallel=True)
+def im2col_classic_strided(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """:func:`im2col_classic` for strides other than 1."""
+    _im2col_classic_parallel(_plane_to_batch_last_phases, x, groups, fh, fw, sh, sw, ph, pw,
+                             dh, dw, ho, wo, cols)
+
+
+@njit(cache=True, nogil=True)
+def im2col_classic_serial_unit_stride(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """:func:`im2col_classic_serial` for stride 1."""
+    _im2col_classic_serial(_plane_to_batch_last, x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                           cols)
+
+
+@njit(cache=True, nogil=True)
+def im2col_classic_serial_strided(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    """:func:`im2col_classic_serial` for strides other than 1."""
+    _im2col_classic_serial(_plane_to_batch_last_phases, x, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                           wo, cols)
+
+
+def im2col_classic(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols) -> None:
     """Fill ``cols[(c*fh + a)*fw + b, (i*wo + j)*N + n] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
     from ``x`` (N, C, H, W), a plane at a time (:func:`_im2col_classic_plane`): every run of
     the classic layout is a contiguous copy from a buffer in cache, and no batch-last copy of
     the whole input goes through memory.  Each plane's taps are cut into ``groups`` work
     items, which each make the plane's batch-last copy, so that a few planes still keep
-    every thread busy."""
-    n_img, n_ch, h, w = x.shape
-    src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    taps = np.int64(fh) * fw
-    buf_size = phases_size(n_img, 1, h, w, sh, sw)
-    for item in prange(np.int64(n_ch) * groups):
-        c, group = divmod(np.int64(item), groups)
-        buf = np.empty(buf_size, dtype=x.dtype)
-        _im2col_classic_plane(src, dst, buf, c, group * taps // groups,
-                              (group + 1) * taps // groups, n_img, n_ch, h, w, fh, fw, sh, sw,
-                              ph, pw, dh, dw, ho, wo)
+    every thread busy.
+
+    The parallel driver of the stride class (:func:`im2col_classic_unit_stride`,
+    :func:`im2col_classic_strided`): each compiles only the plane copy it uses.
+    """
+    driver = im2col_classic_unit_stride if sh == 1 and sw == 1 else im2col_classic_strided
+    driver(x, groups, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
 
 
-@njit(cache=True, nogil=True)
-def im2col_classic_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
-    """Serial driver of :func:`im2col_classic`: one plane after the other, whole."""
-    n_img, n_ch, h, w = x.shape
-    src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    buf = np.empty(phases_size(n_img, 1, h, w, sh, sw), dtype=x.dtype)
-    for c in range(np.int64(n_ch)):
-        _im2col_classic_plane(src, dst, buf, c, 0, np.int64(fh) * fw, n_img, n_ch, h, w, fh,
-                              fw, sh, sw, ph, pw, dh, dw, ho, wo)
+def im2col_classic_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols) -> None:
+    """Serial driver of :func:`im2col_classic`: one plane after the other, whole
+    (:func:`im2col_classic_serial_unit_stride` or :func:`im2col_classic_serial_strided`)."""
+    if sh == 1 and sw == 1:
+        im2col_classic_serial_unit_stride(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
+    else:
+        im2col_classic_serial_strided(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols)
 
 
 @njit(cache=True, inline="always")
 def _col2im_classic_item(src, buf, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Row ``t = c * H + y`` of the gradient in every image, batch last (W, N), where the
-    classic layout's runs are contiguous, into ``buf[:W*N]``."""
+    classic layout's runs are contiguous, into ``buf[:W*N]``.  (Inlined into its one caller,
+    :func:`_col2im_classic_block`.)"""
     taps = np.int64(fh) * fw
     row_len = np.int64(ho) * wo * n_img
     c = t // h
@@ -697,7 +779,7 @@ def _col2im_classic_item(src, buf, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
                     _add(buf, (j * sw + off_w) * n_img, 1, src, s_row + j * n_img, n_img)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _col2im_classic_block(src, dst, buf, block, rows_per_block, rows, n_img, h, w, fh, fw, sh,
                           sw, ph, pw, dh, dw, ho, wo):
     """Rows ``block * rows_per_block ...`` of the images (a row is ``t = c * H + y``), summed
@@ -711,7 +793,8 @@ def _col2im_classic_block(src, dst, buf, block, rows_per_block, rows, n_img, h, 
                              pw, dh, dw, ho, wo)
     size = count * w
     for m0 in range(0, size, _TILE):
-        _transpose_tile(buf, dst, m0, min(_TILE, size - m0), n_img, first * w, rows * w, False)
+        _transpose_tile(buf, dst, m0, min(_TILE, size - m0), n_img, first * w, rows * w,
+                        _FALSE)
 
 
 @njit(cache=True, parallel=True)
@@ -737,5 +820,5 @@ def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     per_block = max(1, _BUFFER_ELEMENTS // (np.int64(w) * n_img))
     buf = np.empty(per_block * w * n_img, dtype=dx.dtype)
     for block in range((rows + per_block - 1) // per_block):
-        _col2im_classic_block(src, dst, buf, block, per_block, rows, n_img, h, w, fh, fw, sh, sw,
-                              ph, pw, dh, dw, ho, wo)
+        _col2im_classic_block(src, dst, buf, np.int64(block), per_block, rows, n_img, h, w, fh,
+                              fw, sh, sw, ph, pw, dh, dw, ho, wo)

@@ -27,7 +27,10 @@ from numba import njit, types
 
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
 from numbaconv._kernels import (
+    _FALSE,
     _ROW_BLOCK,
+    _TRUE,
+    INTERNAL,
     _add_constant,
     _col2im_blocks_item,
     _copy,
@@ -45,7 +48,7 @@ _clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32
 _CLOCK_MONOTONIC = 6 if sys.platform == "darwin" else 1  # the clock ids differ
 
 
-@njit(cache=True)
+@njit(**INTERNAL)
 def _now(profile, clock):
     """Seconds on the monotonic clock (``clock`` is a 2-int64 scratch array), 0 if not profiling."""
     if not profile:
@@ -54,29 +57,21 @@ def _now(profile, clock):
     return clock[0] + clock[1] * 1e-9
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _gemm(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
     """``c`` (m x n, row stride ldc) = ``a`` (m x k) @ op(``b``) + beta * ``c``, row-major, with
     op the transpose if ``trans_b``; ``a``, ``b``, ``c`` are the addresses of float32
     (``single``) or float64 matrices.
 
-    The callers pass literals, signed offsets and unsigned addresses: converted here, they
-    reach :func:`_gemm_call` as one signature, which then compiles once."""
-    i64 = np.int64
-    _gemm_call(bool(single), bool(trans_b), i64(m), i64(n), i64(k), i64(a), i64(lda), i64(b),
-               i64(ldb), np.float64(beta), i64(c), i64(ldc))
-
-
-@njit(cache=True)
-def _gemm_call(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
-    """:func:`_gemm` with its arguments converted."""
+    The callers pass the flags as bools, ``beta`` as a float64 and everything else as int64
+    (addresses converted once): one signature, compiled once."""
     op_b = np.int32(TRANS if trans_b else NO_TRANS)
     if single:
         sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, np.float32(1.0), a, lda,
               b, ldb, np.float32(beta), c, ldc)
     else:
         dgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, 1.0, a, lda, b, ldb,
-              np.float64(beta), c, ldc)
+              beta, c, ldc)
 
 
 @njit(cache=True, inline="always")
@@ -87,52 +82,40 @@ def _dw_gemm(single, transposed, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols,
     g @ cols^T, or, if ``transposed``, ``dw^T`` (rows_ext x K) = cols @ g^T; plus ``beta``
     times ``dw``."""
     if transposed:
-        _gemm(single, True, rows_ext, k_out, q, cols_at, ldcols, g_at, ldg, beta, dw_at, ld_dw)
+        _gemm(single, _TRUE, rows_ext, k_out, q, cols_at, ldcols, g_at, ldg, beta, dw_at, ld_dw)
     else:
-        _gemm(single, True, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta, dw_at, ld_dw)
+        _gemm(single, _TRUE, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta, dw_at, ld_dw)
 
 
-@njit(cache=True)
-def _tile_bounds(n0, n1, r0, r1, images, out_rows):
-    """Rows ``(m0, m1, i0, i1)``: images ``m0:m1`` and output rows ``i0:i1`` of each tile of
-    the lane of images ``n0:n1`` and output rows ``r0:r1``, in order
-    (``functional.plan_tiling`` chose the sizes)."""
-    row_blocks = (r1 - r0 + out_rows - 1) // out_rows
-    count = (n1 - n0 + images - 1) // images * row_blocks
-    tiles = np.empty((count, 4), dtype=np.int64)
-    t = 0
-    for m0 in range(n0, n1, images):
-        for i0 in range(r0, r1, out_rows):
-            tiles[t, 0], tiles[t, 1] = m0, min(m0 + images, n1)
-            tiles[t, 2], tiles[t, 3] = i0, min(i0 + out_rows, r1)
-            t += 1
-    return tiles
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, rows_alloc,
                  wide, phases, split):
     """Columns of images ``m0:m1`` for output rows ``i0:i1`` into ``cols`` (flat), laid out
     ``(m, rows_alloc, q)`` or, if ``wide``, ``(rows_alloc, m, q)``; the last row is ones when
     ``rows_alloc`` exceeds ``C*fh*fw``.
 
-    If ``phases`` is not empty, the columns are read from it: the whole batch split by stride
+    If ``phases`` is not None, the columns are read from it: the whole batch split by stride
     phase (``_kernels.split_by_stride_phase``), which a strided im2col copies in contiguous
     runs.  With ``split``, the images' part of it is made from ``x`` with their first rows
-    (``i0 == 0``); otherwise it is there already and only the shape of ``x`` is read."""
+    (``i0 == 0``); otherwise it is there already and only the shape of ``x`` is read.
+    (Inlined into the lanes: with ``phases`` None, Numba drops the phase code before typing
+    it, so the lanes of unsplit inputs do not compile it.)"""
     n_img = m1 - m0
     n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    phased = phases.size > 0
-    if phased:
+    if phases is not None:
         image = phases.size // x.shape[0]
-        phases = phases[m0 * image:m1 * image]
+        src = phases[m0 * image:m1 * image]
         if split and i0 == 0:
             split_by_stride_phase(x.reshape(x.size), m0 * n_ch, n_img * n_ch, h, w, sh, sw,
-                                  phases)
-    src = phases if phased else x[m0:m1].reshape(n_img * n_ch * h * w)
-    for t in range(np.int64(n_img) * n_ch * fh):
-        _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                            wo, i0, i1, rows_alloc, wide, phased)
+                                  src)
+        for t in range(np.int64(n_img) * n_ch * fh):
+            _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh,
+                                dw, ho, wo, i0, i1, rows_alloc, wide, _TRUE)
+    else:
+        src = x[m0:m1].reshape(n_img * n_ch * h * w)
+        for t in range(np.int64(n_img) * n_ch * fh):
+            _im2col_blocks_item(src, cols, t, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh,
+                                dw, ho, wo, i0, i1, rows_alloc, wide, _FALSE)
     rows = np.int64(n_ch) * fh * fw
     if rows_alloc > rows:
         q = np.int64(i1 - i0) * wo
@@ -142,7 +125,7 @@ def _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols
                 cols[start + j] = 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, wide,
                  dphases, accumulate):
     """col2im of the column gradient ``dcols`` (flat, ``(m, R, q)`` or ``(R, m, q)``) of images
@@ -150,22 +133,28 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
     ``i0 > 0`` (else overwriting the images' whole ``dx``).  Adding, it writes only the input
     rows that those output rows reach.
 
-    If ``dphases`` is not empty, the sums are kept in it, split by stride phase, and written
-    to ``dx`` after the images' last rows (see :func:`_im2col_tile`)."""
+    If ``dphases`` is not None, the sums are kept in it, split by stride phase, and written
+    to ``dx`` after the images' last rows (see :func:`_im2col_tile`; inlined the same way)."""
     n_img = m1 - m0
     n_ch, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    phased = dphases.size > 0
-    dst = dphases if phased else dx[m0:m1].reshape(n_img * n_ch * h * w)
     rows_per_block = max(1, _ROW_BLOCK // w)
     blocks = (h + rows_per_block - 1) // rows_per_block
     rows = np.int64(n_ch) * fh * fw
-    for t in range(np.int64(n_img) * n_ch * blocks):
-        _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh, fw, sh,
-                            sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide,
-                            accumulate or i0 > 0, phased)
-    if phased and i1 == ho:
-        merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
-                            dx.reshape(dx.size))
+    adding = np.bool_(accumulate or i0 > 0)
+    if dphases is not None:
+        for t in range(np.int64(n_img) * n_ch * blocks):
+            _col2im_blocks_item(dcols, dphases, t, blocks, rows_per_block, n_img, n_ch, h, w,
+                                fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide,
+                                adding, _TRUE)
+        if i1 == ho:
+            merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
+                                dx.reshape(dx.size))
+    else:
+        dst = dx[m0:m1].reshape(n_img * n_ch * h * w)
+        for t in range(np.int64(n_img) * n_ch * blocks):
+            _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh,
+                                fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, adding,
+                                _FALSE)
 
 
 @njit(cache=True, nogil=True)
@@ -178,59 +167,63 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
     (pointwise), ``x`` is its own columns and ``bias`` (empty: none) is added afterwards.
 
     Unless ``x_kept`` is ``x``, the images are also copied into it, each just before its first
-    tile: im2col then reads them from the cache, not from memory a second time.  A non-empty
-    ``phases`` (the whole batch's size) receives the images split by stride phase, which
-    im2col reads, and which the backward pass reads again."""
-    clock = np.zeros(2, dtype=np.int64)
+    tile: im2col then reads them from the cache, not from memory a second time.  A ``phases``
+    array (the whole batch's size; None: no split) receives the images split by stride phase,
+    which im2col reads, and which the backward pass reads again."""
+    clock = np.empty(2, dtype=np.int64)  # written by clock_gettime before it is read
     single, size = x.itemsize == 4, x.itemsize
     k_out, rows_ext = w_ext.shape
     q_all = np.int64(ho) * wo
     out_flat = out3.reshape(out3.size)
     x_flat, x_kept_flat = x.reshape(x.size), x_kept.reshape(x_kept.size)
     image = np.int64(x.shape[1]) * x.shape[2] * x.shape[3]
-    # Addresses for the products (offsets below are in elements).
-    w_at, out_at, cols_at = w_ext.ctypes.data, out3.ctypes.data, cols.ctypes.data
-    x_at, wide_at = x.ctypes.data, wide_out.ctypes.data
-    tiles = _tile_bounds(n0, n1, r0, r1, images, out_rows)
-    for tile in range(tiles.shape[0]):
-        m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
-        q = (i1 - i0) * wo
-        if i0 == 0 and x_at != x_kept.ctypes.data:
-            _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
-        t0 = _now(profile, clock)
-        if bias_row:
-            _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide, phases, True)
-        t1 = _now(profile, clock)
-        if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
-            mq = (m1 - m0) * q
-            _gemm(single, False, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
-                  wide_at, mq)
-            for m in range(m1 - m0):
-                for k in range(k_out):
-                    o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
-                    for j in range(q):
-                        out_flat[o + j] = wide_out[p + j]
-        else:
-            for m in range(m0, m1):
-                if bias_row:
-                    b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
-                else:  # pointwise: the columns are x[m] itself
-                    b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
-                _gemm(single, False, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
-                      out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
-                if bias.size:  # pointwise: add the bias while the image's output is cached
-                    t2 = _now(profile, clock)
+    # Addresses for the products, as int64 (offsets below are in elements).
+    w_at, out_at = np.int64(w_ext.ctypes.data), np.int64(out3.ctypes.data)
+    cols_at, x_at = np.int64(cols.ctypes.data), np.int64(x.ctypes.data)
+    wide_at = np.int64(wide_out.ctypes.data)
+    # Tiles of images m0:m1 and output rows i0:i1, in order (functional.plan_tiling chose
+    # their sizes).
+    for m0 in range(n0, n1, images):
+        m1 = min(m0 + images, n1)
+        for i0 in range(r0, r1, out_rows):
+            i1 = min(i0 + out_rows, r1)
+            q = (i1 - i0) * wo
+            if i0 == 0 and x_at != np.int64(x_kept.ctypes.data):
+                _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
+            t0 = _now(profile, clock)
+            if bias_row:
+                _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
+                             rows_ext, wide, phases, _TRUE)
+            t1 = _now(profile, clock)
+            if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
+                mq = (m1 - m0) * q
+                _gemm(single, _FALSE, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
+                      wide_at, mq)
+                for m in range(m1 - m0):
                     for k in range(k_out):
-                        _add_constant(out_flat, (m * k_out + k) * q_all + i0 * wo, q, bias[k])
-                    t3 = _now(profile, clock)
-                    if profile:
-                        seconds[BIAS] += t3 - t2
-                        seconds[GEMM] -= t3 - t2
-        t2 = _now(profile, clock)
-        if profile:
-            seconds[IM2COL] += t1 - t0
-            seconds[GEMM] += t2 - t1
+                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                        for j in range(q):
+                            out_flat[o + j] = wide_out[p + j]
+            else:
+                for m in range(m0, m1):
+                    if bias_row:
+                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
+                    else:  # pointwise: the columns are x[m] itself
+                        b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
+                    _gemm(single, _FALSE, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
+                          out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
+                    if bias.size:  # pointwise: add the bias while the image's output is cached
+                        t2 = _now(profile, clock)
+                        for k in range(k_out):
+                            _add_constant(out_flat, (m * k_out + k) * q_all + i0 * wo, q, bias[k])
+                        t3 = _now(profile, clock)
+                        if profile:
+                            seconds[BIAS] += t3 - t2
+                            seconds[GEMM] -= t3 - t2
+            t2 = _now(profile, clock)
+            if profile:
+                seconds[IM2COL] += t1 - t0
+                seconds[GEMM] += t2 - t1
 
 
 @njit(cache=True, nogil=True)
@@ -245,9 +238,11 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
     Without ``want_dx`` (``want_dw``), ``dx`` (``dw_lane``) is left as it is: the transposed
     convolution uses one or the other.
 
-    A non-empty ``phases`` holds the forward input split by stride phase (see
-    :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape."""
-    clock = np.zeros(2, dtype=np.int64)
+    A ``phases`` array (None: no split) holds the forward input split by stride phase (see
+    :func:`forward_lane`); im2col reads it, and ``x`` then only gives the input's shape.  A
+    ``dphases`` array (None: none) receives the input gradient split by stride phase before it
+    is merged into ``dx``."""
+    clock = np.empty(2, dtype=np.int64)  # written by clock_gettime before it is read
     single, size = x.itemsize == 4, x.itemsize
     rows, k_out = w_col.shape
     rows_ext = rows + 1 if bias_row else rows
@@ -255,11 +250,12 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
     pointwise = not bias_row
     dout_flat = dout3.reshape(dout3.size)
     dw_flat = dw_lane.reshape(dw_lane.size)
-    # Addresses for the products (offsets below are in elements).
-    wc_at, dout_at, dw_at = w_col.ctypes.data, dout3.ctypes.data, dw_lane.ctypes.data
-    x_at, dx_at = x.ctypes.data, dx.ctypes.data
-    cols_at, dcols_at, grad_at = cols.ctypes.data, dcols.ctypes.data, grad.ctypes.data
-    tiles = _tile_bounds(n0, n1, r0, r1, images, out_rows)
+    # Addresses for the products, as int64 (offsets below are in elements).
+    wc_at, dout_at = np.int64(w_col.ctypes.data), np.int64(dout3.ctypes.data)
+    dw_at, x_at = np.int64(dw_lane.ctypes.data), np.int64(x.ctypes.data)
+    dx_at = np.int64(dx.ctypes.data)
+    cols_at, dcols_at = np.int64(cols.ctypes.data), np.int64(dcols.ctypes.data)
+    grad_at = np.int64(grad.ctypes.data)
     # db, the gradient of the row of ones, is dw_lane's last column (or row, transposed)
     db_at, db_step = (rows * k_out, 1) if dw_transposed else (rows, rows + 1)
     ld_dw = k_out if dw_transposed else rows + 1
@@ -267,61 +263,65 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
         for k in range(k_out):
             dw_flat[db_at + k * db_step] = 0
     beta = 0.0  # the lane's first product of dw overwrites it, the others add
-    for tile in range(tiles.shape[0]):
-        m0, m1, i0, i1 = tiles[tile, 0], tiles[tile, 1], tiles[tile, 2], tiles[tile, 3]
-        q = (i1 - i0) * wo
-        t0 = _now(profile, clock)
-        if bias_row and want_dw:
-            _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
-                         rows_ext, wide, phases, False)
-        t1 = _now(profile, clock)
-        if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
-            mq = (m1 - m0) * q
-            for m in range(m1 - m0):
-                for k in range(k_out):
-                    o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
-                    for j in range(q):
-                        grad[p + j] = dout_flat[o + j]
-            if want_dw:
-                _dw_gemm(single, dw_transposed, k_out, rows_ext, mq, grad_at, mq, cols_at, mq,
-                         beta, dw_at, ld_dw)
-            beta = 1.0
-            if want_dx:
-                _gemm(single, False, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
-                      mq)
-        else:
-            for m in range(m0, m1):
-                g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
-                if bias_row:
-                    b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
-                else:
-                    b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
+    # Tiles of images m0:m1 and output rows i0:i1, in order (functional.plan_tiling chose
+    # their sizes).
+    for m0 in range(n0, n1, images):
+        m1 = min(m0 + images, n1)
+        for i0 in range(r0, r1, out_rows):
+            i1 = min(i0 + out_rows, r1)
+            q = (i1 - i0) * wo
+            t0 = _now(profile, clock)
+            if bias_row and want_dw:
+                _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
+                             rows_ext, wide, phases, _FALSE)
+            t1 = _now(profile, clock)
+            if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
+                mq = (m1 - m0) * q
+                for m in range(m1 - m0):
+                    for k in range(k_out):
+                        o, p = ((m0 + m) * k_out + k) * q_all, k * mq + m * q
+                        for j in range(q):
+                            grad[p + j] = dout_flat[o + j]
                 if want_dw:
-                    _dw_gemm(single, dw_transposed, k_out, rows_ext, q, g_at, q_all, b_at, ldb,
+                    _dw_gemm(single, dw_transposed, k_out, rows_ext, mq, grad_at, mq, cols_at, mq,
                              beta, dw_at, ld_dw)
                 beta = 1.0
-                if pointwise:  # the column gradient is the input gradient
-                    if want_dx:
-                        _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
-                              dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
-                    # No row of ones: db is summed here, while the image's dout is cached.
-                    t3 = _now(profile, clock)
-                    for k in range(k_out):
-                        dw_flat[db_at + k * db_step] += _sum(
-                            dout_flat, (m * k_out + k) * q_all + i0 * wo, q)
-                    t4 = _now(profile, clock)
-                    if profile:
-                        seconds[BIAS] += t4 - t3
-                        seconds[GEMM] -= t4 - t3
-                elif want_dx:
-                    _gemm(single, False, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
-                          dcols_at + (m - m0) * rows * q * size, q)
-        t2 = _now(profile, clock)
-        if not pointwise and want_dx:
-            _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
-                         wide, dphases, accumulate)
-        t3 = _now(profile, clock)
-        if profile:
-            seconds[IM2COL] += t1 - t0
-            seconds[GEMM] += t2 - t1
-            seconds[COL2IM] += t3 - t2
+                if want_dx:
+                    _gemm(single, _FALSE, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
+                          mq)
+            else:
+                for m in range(m0, m1):
+                    g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
+                    if bias_row:
+                        b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
+                    else:
+                        b_at, ldb = x_at + (m * rows * q_all + i0 * wo) * size, q_all
+                    if want_dw:
+                        _dw_gemm(single, dw_transposed, k_out, rows_ext, q, g_at, q_all, b_at, ldb,
+                                 beta, dw_at, ld_dw)
+                    beta = 1.0
+                    if pointwise:  # the column gradient is the input gradient
+                        if want_dx:
+                            _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                                  dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
+                        # No row of ones: db is summed here, while the image's dout is cached.
+                        t3 = _now(profile, clock)
+                        for k in range(k_out):
+                            dw_flat[db_at + k * db_step] += _sum(
+                                dout_flat, (m * k_out + k) * q_all + i0 * wo, q)
+                        t4 = _now(profile, clock)
+                        if profile:
+                            seconds[BIAS] += t4 - t3
+                            seconds[GEMM] -= t4 - t3
+                    elif want_dx:
+                        _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                              dcols_at + (m - m0) * rows * q * size, q)
+            t2 = _now(profile, clock)
+            if not pointwise and want_dx:
+                _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
+                             wide, dphases, accumulate)
+            t3 = _now(profile, clock)
+            if profile:
+                seconds[IM2COL] += t1 - t0
+                seconds[GEMM] += t2 - t1
+                seconds[COL2IM] += t3 - t2

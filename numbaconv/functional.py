@@ -537,7 +537,7 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
     # Kept split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
-    phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (empty, x_kept)
+    phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (None, x_kept)
 
     def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
@@ -743,7 +743,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
     dphases_size = _phases_size(geom, tiling, gradient=True)
     # Kept split by stride phase (flat): the lanes read the phases, and dx gives the shape.
-    phases, images = (x, dx) if x.ndim == 1 else (empty, x)
+    phases, images = (x, dx) if x.ndim == 1 else (None, x)
 
     transposed = _dw_transposed(dtype, tiling)
     dw_shape = (rows + 1, k) if transposed else (k, rows + 1)
@@ -757,7 +757,8 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
             want_dx, want_dw, *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
-            phases, _scratch_buffer("dphases", dphases_size, dtype), _stage_seconds is not None,
+            phases, _scratch_buffer("dphases", dphases_size, dtype) if dphases_size else None,
+            _stage_seconds is not None,
             seconds)
         _add_stage_seconds(seconds)
         return dw_lane.T if transposed else dw_lane  # (K, R + 1) either way

@@ -190,11 +190,15 @@ def im2col_indices(
         # copy.  Planes are cut by taps where there are fewer than two per thread.
         # (Not through k.run: the parallel driver needs the thread count, and asking numba
         # for it costs about 1 us, a sixth of a small call.)
+        # (Each stride class has drivers of its own: a first call compiles only its own.)
+        unit_stride = geom.sh == geom.sw == 1
         if cols.size < k.SERIAL_BELOW:
-            k.im2col_classic_serial(x, *geom.kernel_args, cols)
+            (k.im2col_classic_serial_unit_stride if unit_stride
+             else k.im2col_classic_serial_strided)(x, *geom.kernel_args, cols)
         else:
             groups = -(-2 * numba.get_num_threads() // geom.c)
-            k.im2col_classic(x, groups, *geom.kernel_args, cols)
+            (k.im2col_classic_unit_stride if unit_stride
+             else k.im2col_classic_strided)(x, groups, *geom.kernel_args, cols)
     elif cols.size:  # large planes: the whole input batch last (and split by stride phase)
         phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
         if geom.sh == geom.sw == 1:
