@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from numbaconv._compile_notice import compiling_notice
 from numbaconv._lanes import single_threaded_blas
 from numbaconv._progress import ProgressBar
 from numbaconv.layer import Conv
@@ -315,11 +316,12 @@ def _run(args: argparse.Namespace, threads: int) -> int:
 
     # JIT warm-up on a throw-away copy so the real model's state is untouched.
     start = time.perf_counter()
-    scratch = build_model(dtype, args.seed)
-    scratch.train_step(X_train[:args.batch_size], y_train[:args.batch_size],
-                       SoftmaxCrossEntropy(),
-                       make_optimizer(args.optimizer, scratch.params, lr, wd))
-    scratch.predict(X_test[:args.batch_size])
+    with compiling_notice():  # says so on stderr when the kernels are compiled
+        scratch = build_model(dtype, args.seed)
+        scratch.train_step(X_train[:args.batch_size], y_train[:args.batch_size],
+                           SoftmaxCrossEntropy(),
+                           make_optimizer(args.optimizer, scratch.params, lr, wd))
+        scratch.predict(X_test[:args.batch_size])
     compile_seconds = time.perf_counter() - start
     print(f"JIT warm-up (compile or load cached kernels): {compile_seconds:.2f} s, "
           f"not counted in epoch times")

@@ -28,6 +28,7 @@ examples:
   numbaconv bench --memory --shapes cifar,resnet56
   numbaconv bench --scaling
   numbaconv bench --startup
+  numbaconv bench --compile-times               # cold/warm first calls, seconds per kernel
   numbaconv bench --network resnet50,vgg16 --batch 1,8,32 --dtype both --json nets.json
   numbaconv bench --network resnet50 --batch 1 --layers 'layer3.*' --profile
   numbaconv bench --list-shapes                 # what every shape and layer name means
@@ -126,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     modes.add_argument("--startup", action="store_true",
                        help="import and first-call time in fresh processes, cold and warm "
                             "numba cache (classic shape unless --shapes)")
+    modes.add_argument("--compile-times", nargs="?", const="all", default=None,
+                       metavar="ENTRY,...",
+                       help="first call of each entry point (layers, drop-ins, transposed, "
+                            "depthwise; or the comma-separated names given) in fresh "
+                            "processes with an empty numba cache and with that cache, and the "
+                            "seconds each kernel took to compile")
     return p
 
 
@@ -145,12 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(sys.argv[1:] if argv is None else list(argv))
     except SystemExit as exc:  # --help or a usage error
         return int(exc.code or 0)
-    modes = [m for m in ("check", "profile", "memory", "scaling", "startup")
+    modes = [m for m in ("check", "profile", "memory", "scaling", "startup", "compile_times")
              if getattr(args, m)]
     if len(modes) > 1:
-        print(f"numbaconv bench: error: --{modes[0]} and --{modes[1]} cannot be combined",
+        first, second = (m.replace("_", "-") for m in modes[:2])
+        print(f"numbaconv bench: error: --{first} and --{second} cannot be combined",
               file=sys.stderr)
         return 2
+    if args.compile_times is not None:
+        args.argv = argv
+        return _compile_times(args)
     from numbaconv.bench import netcli
 
     problem = netcli.check_arguments(args)
@@ -187,23 +198,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"numbaconv bench: error: {exc}", file=sys.stderr)
             return 2
+    from numbaconv._compile_notice import compiling_notice
+
+    # One line on stderr when numba compiles kernels in this process (never on a warm-cache
+    # run; --startup and --memory compile in processes of their own).
     try:
-        if args.network is not None and args.profile:
-            return netcli.profile(args, _header(argv), ops)
-        if args.network is not None:
-            machine = _machine(args, argv, args.dtype)
-            return netcli.run(args, machine, ops, after=lambda: _remeasure_gemm(args, machine))
-        if args.startup:
-            return _startup(args)
-        if args.profile:
-            return _profile(args)
-        if args.scaling:
-            return _scaling(args)
-        if args.memory:
-            return _memory(args)
-        if args.check is not None:
-            return _check(args, argv)
-        return _matrix(args, argv)
+        with compiling_notice(report_done=False):
+            if args.network is not None and args.profile:
+                return netcli.profile(args, _header(argv), ops)
+            if args.network is not None:
+                machine = _machine(args, argv, args.dtype)
+                return netcli.run(args, machine, ops,
+                                  after=lambda: _remeasure_gemm(args, machine))
+            if args.startup:
+                return _startup(args)
+            if args.profile:
+                return _profile(args)
+            if args.scaling:
+                return _scaling(args)
+            if args.memory:
+                return _memory(args)
+            if args.check is not None:
+                return _check(args, argv)
+            return _matrix(args, argv)
     finally:
         if restore_threads is not None:
             restore_threads()
@@ -412,6 +429,25 @@ def _scaling(args: argparse.Namespace) -> int:
         args, args.shapes or [sh.SHAPES["cifar"]], "scaling",
         lambda shape, dtype: batch_scaling(shape, dtype, repeat=repeat, budget_s=budget),
         scaling_table)
+
+
+def _compile_times(args: argparse.Namespace) -> int:
+    from numbaconv.bench import compile_times as ct
+
+    try:
+        entries = ct.parse_entries(None if args.compile_times == "all" else args.compile_times)
+    except ValueError as exc:
+        print(f"numbaconv bench: error: {exc}", file=sys.stderr)
+        return 2
+    machine = _print_header(args.argv)
+    results = ct.measure(entries, warm_repeat=min(args.repeat or 1, 5),
+                         progress=not args.no_progress)
+    print(ct.entry_table(results) + "\n\n" + ct.kernel_table(results))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"machine": machine, "compile_times": results},
+                                        indent=1) + "\n", encoding="utf-8")
+        print(f"wrote {args.json}")
+    return 0
 
 
 def _startup(args: argparse.Namespace) -> int:
