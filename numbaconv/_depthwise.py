@@ -52,6 +52,9 @@ _BATCH_ENTRIES = 1 << 13
 _RUN = 32
 # Running sums per tap of the weight gradient (and of the bias gradient): a power of two.
 _LANES = 128
+# The backward pass runs every tap over a block of this many positions (a multiple of _LANES)
+# before the next block.
+_BLOCK = 8 * _LANES
 
 
 @dataclass(frozen=True)
@@ -228,9 +231,12 @@ def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode
         if r >= hb:  # below every window
             _zero(dx, d_row, w)
             continue
-        for px in range(sw):
-            _copy(dx, d_row + phases[px, 3], sw, dbuf,
-                  b0 + rows[r, 1] + cols[px, 1] + phases[px, 4], 1, phases[px, 5])
+        if sw == 1:
+            _copy(dx, d_row, 1, dbuf, b0 + rows[r, 1] + left, 1, reach)
+        else:
+            for px in range(sw):
+                _copy(dx, d_row + phases[px, 3], sw, dbuf,
+                      b0 + rows[r, 1] + cols[px, 1] + phases[px, 4], 1, phases[px, 5])
         _zero(dx, d_row + reach, w - reach)
     if mode == ZEROS:
         return
@@ -486,10 +492,16 @@ def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, f
             kk = c * m + q
             g = q * slots * plane + p0
             _zero(acc, 0, acc.size)
-            for tap in range(taps):
-                _axpy(dbuf, offsets[tap] + p0, wts[kk * taps + tap], grad, g, run)
-                _lane_sums(acc, tap * _LANES, grad[g:], buf, offsets[tap] + p0, run, True)
-            _lane_sums(acc, taps * _LANES, grad[g:], buf, 0, run, False)
+            # A block of positions at a time, all taps, while it is in L1.  Blocks are whole
+            # multiples of _LANES, so position p still adds into running sum p mod _LANES.
+            for b0 in range(0, run, _BLOCK):
+                count = min(_BLOCK, run - b0)
+                for tap in range(taps):
+                    _axpy(dbuf, offsets[tap] + p0 + b0, wts[kk * taps + tap], grad, g + b0,
+                          count)
+                    _lane_sums(acc, tap * _LANES, grad[g + b0:], buf, offsets[tap] + p0 + b0,
+                               count, True)
+                _lane_sums(acc, taps * _LANES, grad[g + b0:], buf, 0, count, False)
             for tap in range(taps):
                 dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * _LANES, _LANES)
             db_parts[chunk, kk] = _pairwise_sum(acc, taps * _LANES, _LANES)
