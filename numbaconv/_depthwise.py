@@ -44,8 +44,10 @@ from numbaconv._validation import ConvGeometry
 # Below this many multiply-adds a call runs the serial driver.
 SERIAL_BELOW = 1 << 16
 # Work items per call at least (channel blocks times chunks of images), where the problem
-# allows.
+# allows; they are handed out in this many groups at most, each with one set of buffers
+# (which groups items form changes no result).
 _ITEMS = 64
+_GROUPS = 16
 # A work item's buffer holds about this many entries (as many planes as fit, at least one).
 _BATCH_ENTRIES = 1 << 13
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
@@ -395,16 +397,14 @@ def _channel_output(buf, offsets, wts, kk, value, obuf, o0, p0, count, fh, fw):
 
 @njit(cache=True)
 def _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top, left,
-                  dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+                  dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, obuf):
     """Work item ``item``: the output planes of its channels and images (and, if ``x_kept``
-    is not empty, the copy of their input planes)."""
+    is not empty, the copy of their input planes), with the buffers of its group."""
     n_img, n_ch, h, w = x.shape
     m = out.shape[1] // n_ch
     c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
     hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
     slots, plane = ci * ni, hq * wq
-    buf = np.zeros(_buffer_entries(sh, sw, hq, wq, slots), dtype=x.dtype)
-    obuf = np.empty(m * slots * plane + _RUN, dtype=x.dtype)  # slot-major, per multiplier
     src, dst = x.reshape(x.size), out.reshape(out.size)
     _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
                sh, sw, mode == ZEROS, x_kept.reshape(x_kept.size))
@@ -426,6 +426,21 @@ def _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, s
                     _copy(dst, o0 + i * wo, 1, obuf, a0 + i * wq, 1, wo)
 
 
+@njit(cache=True)
+def _forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, ni, fh, fw, sh,
+                   sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+    """Items ``group, group + groups, ...`` with one set of buffers (allocated and zeroed once:
+    every item writes what it reads, and the entries no item writes stay zero)."""
+    _, _, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
+    m = out.shape[1] // x.shape[1]
+    slots = ci * ni
+    buf = np.zeros(_buffer_entries(sh, sw, hq, wq, slots), dtype=x.dtype)
+    obuf = np.empty(m * slots * hq * wq + _RUN, dtype=x.dtype)  # slot-major, per multiplier
+    for item in range(group, items, groups):
+        _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top,
+                      left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, obuf)
+
+
 @njit(cache=True, parallel=True)
 def forward_planes(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, top, left, dh,
                    dw, ho, wo, mode):
@@ -437,9 +452,11 @@ def forward_planes(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, to
     rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
                                           ci * ni)
     items = (n_ch + ci - 1) // ci * chunks
-    for item in prange(items):
-        _forward_item(x, wts, bias, out, x_kept, np.int64(item), chunks, ci, ni, fh, fw, sh, sw,
-                      top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+    groups = min(items, _GROUPS)
+    for group in prange(groups):
+        _forward_group(x, wts, bias, out, x_kept, np.int64(group), groups, items, chunks, ci, ni,
+                       fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
+                       offsets)
 
 
 @njit(cache=True, nogil=True)
@@ -450,30 +467,25 @@ def forward_planes_serial(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh,
     rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
                                           ci * ni)
     items = (n_ch + ci - 1) // ci * chunks
-    for item in range(items):
-        _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top,
-                      left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+    _forward_group(x, wts, bias, out, x_kept, 0, 1, items, chunks, ci, ni, fh, fw, sh, sw, top,
+                   left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 # --- backward -------------------------------------------------------------------------------
 
 @njit(cache=True)
 def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh, sw,
-                   top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+                   top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, dbuf, grad,
+                   acc):
     """Work item ``item``: ``dx`` of its planes, and its part (chunk) of ``dw`` and ``db`` for
-    its channels."""
+    its channels, with the buffers of its group."""
     n_img, n_ch, h, w = x.shape
     m = dout.shape[1] // n_ch
     taps = fh * fw
     c0, c1, n0, n1, chunk = _item_range(item, chunks, ci, ni, n_img, n_ch)
     hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
     slots, plane = ci * ni, hq * wq
-    entries = _buffer_entries(sh, sw, hq, wq, slots)
-    buf = np.zeros(entries, dtype=x.dtype)
-    dbuf = np.zeros(entries, dtype=x.dtype)
-    # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
-    grad = np.zeros(m * slots * plane + _RUN, dtype=x.dtype)
-    acc = np.empty((taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db
+    _zero(dbuf, 0, dbuf.size)
     src, dsrc, dst = x.reshape(x.size), dout.reshape(dout.size), dx.reshape(dx.size)
     _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
                sh, sw, mode == ZEROS, src[:0])
@@ -513,6 +525,27 @@ def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, f
                          mode)
 
 
+@njit(cache=True)
+def _backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, chunks, ci, ni,
+                    fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
+                    offsets):
+    """Items ``group, group + groups, ...`` with one set of buffers (see
+    :func:`_forward_group`; the input gradient's buffer is zeroed by every item)."""
+    _, _, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
+    m = dout.shape[1] // x.shape[1]
+    slots, taps = ci * ni, fh * fw
+    entries = _buffer_entries(sh, sw, hq, wq, slots)
+    buf = np.zeros(entries, dtype=x.dtype)
+    dbuf = np.empty(entries, dtype=x.dtype)
+    # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
+    grad = np.zeros(m * slots * hq * wq + _RUN, dtype=x.dtype)
+    acc = np.empty((taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db
+    for item in range(group, items, groups):
+        _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh,
+                       sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf,
+                       dbuf, grad, acc)
+
+
 @njit(cache=True, parallel=True)
 def backward_planes(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw, sh, sw, top,
                     left, dh, dw, ho, wo, mode):
@@ -522,9 +555,11 @@ def backward_planes(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw
     rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
                                           ci * ni)
     items = (n_ch + ci - 1) // ci * chunks
-    for item in prange(items):
-        _backward_item(x, wts, dout, dx, dw_parts, db_parts, np.int64(item), chunks, ci, ni, fh,
-                       fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+    groups = min(items, _GROUPS)
+    for group in prange(groups):
+        _backward_group(x, wts, dout, dx, dw_parts, db_parts, np.int64(group), groups, items,
+                        chunks, ci, ni, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows,
+                        cols, phases, offsets)
 
 
 @njit(cache=True, nogil=True)
@@ -535,9 +570,8 @@ def backward_planes_serial(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni,
     rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
                                           ci * ni)
     items = (n_ch + ci - 1) // ci * chunks
-    for item in range(items):
-        _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh,
-                       sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+    _backward_group(x, wts, dout, dx, dw_parts, db_parts, 0, 1, items, chunks, ci, ni, fh, fw,
+                    sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
 
 
 # --- the Python layer -----------------------------------------------------------------------
