@@ -752,7 +752,7 @@ def im2col_classic_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, cols) -> No
 def _col2im_classic_item(src, buf, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
     """Row ``t = c * H + y`` of the gradient in every image, batch last (W, N), where the
     classic layout's runs are contiguous, into ``buf[:W*N]``.  (Inlined into its one caller,
-    :func:`_col2im_classic_block`.)"""
+    :func:`_col2im_classic_rows`.)"""
     taps = np.int64(fh) * fw
     row_len = np.int64(ho) * wo * n_img
     c = t // h
@@ -779,12 +779,14 @@ def _col2im_classic_item(src, buf, t, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, d
                     _add(buf, (j * sw + off_w) * n_img, 1, src, s_row + j * n_img, n_img)
 
 
-@njit(**INTERNAL)
-def _col2im_classic_block(src, dst, buf, block, rows_per_block, rows, n_img, h, w, fh, fw, sh,
-                          sw, ph, pw, dh, dw, ho, wo):
+@njit(cache=True, inline="always")
+def _col2im_classic_rows(src, dst, buf, block, rows_per_block, rows, n_img, h, w, fh, fw, sh,
+                         sw, ph, pw, dh, dw, ho, wo):
     """Rows ``block * rows_per_block ...`` of the images (a row is ``t = c * H + y``), summed
     batch last in ``buf``, then written to ``dst`` (flat (N, C, H, W)): in every image, these
-    rows are one contiguous run."""
+    rows are one contiguous run.  (Inlined into the serial driver, which then links
+    :func:`_transpose_tile` directly, and into :func:`_col2im_classic_block` for the parallel
+    one.)"""
     first = block * rows_per_block
     count = min(rows_per_block, rows - first)
     row = np.int64(w) * n_img
@@ -797,18 +799,28 @@ def _col2im_classic_block(src, dst, buf, block, rows_per_block, rows, n_img, h, 
                         _FALSE)
 
 
+@njit(**INTERNAL)
+def _col2im_classic_block(src, dst, block, rows_per_block, rows, n_img, h, w, fh, fw, sh, sw, ph,
+                          pw, dh, dw, ho, wo):
+    """:func:`_col2im_classic_rows` in a buffer of its own: a work item of
+    :func:`col2im_classic`, whose loop body is then one call (Numba's parallel loops type and
+    compile their body a second time)."""
+    buf = np.empty(rows_per_block * w * n_img, dtype=dst.dtype)
+    _col2im_classic_rows(src, dst, buf, block, rows_per_block, rows, n_img, h, w, fh, fw, sh, sw,
+                         ph, pw, dh, dw, ho, wo)
+
+
 @njit(cache=True, parallel=True)
 def col2im_classic(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     """Overwrite ``dx`` (N, C, H, W) with the adjoint of :func:`im2col_classic` applied to
-    ``cols``, a block of image rows at a time (see :func:`_col2im_classic_block`)."""
+    ``cols``, a block of image rows at a time (see :func:`_col2im_classic_rows`)."""
     n_img, n_ch, h, w = dx.shape
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     rows = np.int64(n_ch) * h
     per_block = max(1, _BUFFER_ELEMENTS // (np.int64(w) * n_img))
     for block in prange((rows + per_block - 1) // per_block):
-        buf = np.empty(per_block * w * n_img, dtype=dx.dtype)
-        _col2im_classic_block(src, dst, buf, np.int64(block), per_block, rows, n_img, h, w, fh,
-                              fw, sh, sw, ph, pw, dh, dw, ho, wo)
+        _col2im_classic_block(src, dst, np.int64(block), per_block, rows, n_img, h, w, fh, fw,
+                              sh, sw, ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, nogil=True)
@@ -820,5 +832,5 @@ def col2im_classic_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, dx):
     per_block = max(1, _BUFFER_ELEMENTS // (np.int64(w) * n_img))
     buf = np.empty(per_block * w * n_img, dtype=dx.dtype)
     for block in range((rows + per_block - 1) // per_block):
-        _col2im_classic_block(src, dst, buf, np.int64(block), per_block, rows, n_img, h, w, fh,
-                              fw, sh, sw, ph, pw, dh, dw, ho, wo)
+        _col2im_classic_rows(src, dst, buf, np.int64(block), per_block, rows, n_img, h, w, fh,
+                             fw, sh, sw, ph, pw, dh, dw, ho, wo)

@@ -12,10 +12,17 @@ the weight gradient is summed inside the products rather than through a temporar
 paths agree to rounding, not bit for bit (each is deterministic on its own).  They are used
 when NumPy's OpenBLAS symbols are available (``_blas.load_gemm()``) on Linux and macOS.
 
-``seconds`` (float64, length 4) accumulates the time spent in im2col, products, col2im and the
-bias when ``profile`` is set, read with the C library's ``clock_gettime`` from inside the
-kernel, for ``functional.profile_stages`` (Windows has no ``clock_gettime``: there the NumPy
-lanes run).
+``seconds`` (float64, length 4; None when not profiling, so that no clock code is compiled)
+accumulates the time spent in im2col, products, col2im and the bias, read with the C library's
+``clock_gettime`` from inside the kernel, for ``functional.profile_stages`` (Windows has no
+``clock_gettime``: there the NumPy lanes run).
+
+Compile time (the first call with an empty Numba cache) is kept down by the structure: the
+lanes are the only kernels Python calls here; what they share with other kernels (the im2col
+and col2im work items, the stride-phase split) is compiled once, as kernels of its own that
+Numba links in (each level of linking re-optimises what it links, so there are two levels);
+what only a lane uses is inlined into it; arguments that are None (``phases``, ``dphases``,
+``seconds``) make Numba drop the code that uses them before it types it.
 """
 
 from __future__ import annotations
@@ -49,9 +56,10 @@ _CLOCK_MONOTONIC = 6 if sys.platform == "darwin" else 1  # the clock ids differ
 
 
 @njit(**INTERNAL)
-def _now(profile, clock):
-    """Seconds on the monotonic clock (``clock`` is a 2-int64 scratch array), 0 if not profiling."""
-    if not profile:
+def _now(seconds, clock):
+    """Seconds on the monotonic clock (``clock`` is a 2-int64 scratch array); 0 if not profiling
+    (``seconds`` None: Numba then compiles no clock reads at all)."""
+    if seconds is None:
         return 0.0
     _clock_gettime(np.int32(_CLOCK_MONOTONIC), clock.ctypes.data)
     return clock[0] + clock[1] * 1e-9
@@ -159,8 +167,7 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
 
 @njit(cache=True, nogil=True)
 def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, ph, pw, dh, dw,
-                 ho, wo, images, out_rows, wide, bias_row, cols, wide_out, phases, profile,
-                 seconds):
+                 ho, wo, images, out_rows, wide, bias_row, cols, wide_out, phases, seconds):
     """``out3[n0:n1]`` (N, K, Q), output rows ``r0:r1``, = convolution of ``x[n0:n1]`` with
     ``w_ext`` (K, R + bias_row)
     (whose last column is the bias when ``bias_row``), tile by tile; without a row of ones
@@ -190,11 +197,11 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
             q = (i1 - i0) * wo
             if i0 == 0 and x_at != np.int64(x_kept.ctypes.data):
                 _copy(x_kept_flat, m0 * image, 1, x_flat, m0 * image, 1, (m1 - m0) * image)
-            t0 = _now(profile, clock)
+            t0 = _now(seconds, clock)
             if bias_row:
                 _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                              rows_ext, wide, phases, _TRUE)
-            t1 = _now(profile, clock)
+            t1 = _now(seconds, clock)
             if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
                 mq = (m1 - m0) * q
                 _gemm(single, _FALSE, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
@@ -213,15 +220,15 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
                     _gemm(single, _FALSE, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
                           out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
                     if bias.size:  # pointwise: add the bias while the image's output is cached
-                        t2 = _now(profile, clock)
+                        t2 = _now(seconds, clock)
                         for k in range(k_out):
                             _add_constant(out_flat, (m * k_out + k) * q_all + i0 * wo, q, bias[k])
-                        t3 = _now(profile, clock)
-                        if profile:
+                        t3 = _now(seconds, clock)
+                        if seconds is not None:
                             seconds[BIAS] += t3 - t2
                             seconds[GEMM] -= t3 - t2
-            t2 = _now(profile, clock)
-            if profile:
+            t2 = _now(seconds, clock)
+            if seconds is not None:
                 seconds[IM2COL] += t1 - t0
                 seconds[GEMM] += t2 - t1
 
@@ -229,7 +236,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
 @njit(cache=True, nogil=True)
 def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
                   want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows,
-                  wide, bias_row, cols, dcols, grad, phases, dphases, profile, seconds):
+                  wide, bias_row, cols, dcols, grad, phases, dphases, seconds):
     """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` (output rows ``r0:r1``)
     in ``[dW_row | db]`` (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by
     tile.  ``dw_lane`` is overwritten: its first product has ``beta = 0``.  With
@@ -270,11 +277,11 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
         for i0 in range(r0, r1, out_rows):
             i1 = min(i0 + out_rows, r1)
             q = (i1 - i0) * wo
-            t0 = _now(profile, clock)
+            t0 = _now(seconds, clock)
             if bias_row and want_dw:
                 _im2col_tile(x, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols,
                              rows_ext, wide, phases, _FALSE)
-            t1 = _now(profile, clock)
+            t1 = _now(seconds, clock)
             if wide:  # dout[m0:m1] as one (K, m*Q) matrix, for one product each
                 mq = (m1 - m0) * q
                 for m in range(m1 - m0):
@@ -305,23 +312,23 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                             _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                                   dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
                         # No row of ones: db is summed here, while the image's dout is cached.
-                        t3 = _now(profile, clock)
+                        t3 = _now(seconds, clock)
                         for k in range(k_out):
                             dw_flat[db_at + k * db_step] += _sum(
                                 dout_flat, (m * k_out + k) * q_all + i0 * wo, q)
-                        t4 = _now(profile, clock)
-                        if profile:
+                        t4 = _now(seconds, clock)
+                        if seconds is not None:
                             seconds[BIAS] += t4 - t3
                             seconds[GEMM] -= t4 - t3
                     elif want_dx:
                         _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
                               dcols_at + (m - m0) * rows * q * size, q)
-            t2 = _now(profile, clock)
+            t2 = _now(seconds, clock)
             if not pointwise and want_dx:
                 _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx,
                              wide, dphases, accumulate)
-            t3 = _now(profile, clock)
-            if profile:
+            t3 = _now(seconds, clock)
+            if seconds is not None:
                 seconds[IM2COL] += t1 - t0
                 seconds[GEMM] += t2 - t1
                 seconds[COL2IM] += t3 - t2

@@ -542,12 +542,12 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         wide_out = _scratch_buffer("wide", wide_size, dtype)
-        seconds = np.zeros(4)
+        seconds = None if _stage_seconds is None else np.zeros(4)  # None: not profiling
         _lane_kernels.forward_lane(
             x, x_copy, w_row, add_bias, out3, n0, n1, r0, r1, *geom.kernel_args, tiling.images,
-            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases,
-            _stage_seconds is not None, seconds)
-        _add_stage_seconds(seconds)
+            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases, seconds)
+        if seconds is not None:
+            _add_stage_seconds(seconds)
 
     return forward_lane
 
@@ -751,16 +751,16 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
     def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
         dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
-        seconds = np.zeros(4)
+        seconds = None if _stage_seconds is None else np.zeros(4)  # None: not profiling
         _lane_kernels.backward_lane(
             images, dout3, w_col, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
             want_dx, want_dw, *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             phases, _scratch_buffer("dphases", dphases_size, dtype) if dphases_size else None,
-            _stage_seconds is not None,
             seconds)
-        _add_stage_seconds(seconds)
+        if seconds is not None:
+            _add_stage_seconds(seconds)
         return dw_lane.T if transposed else dw_lane  # (K, R + 1) either way
 
     return backward_lane

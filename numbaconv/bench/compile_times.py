@@ -126,6 +126,7 @@ class KernelRecorder:
     def install(self):
         """Wrap ``numba.core.dispatcher.Dispatcher.compile``."""
         from numba.core import dispatcher, event, sigutils
+        from numba.core.compiler_lock import global_compiler_lock
 
         original = self._original = dispatcher.Dispatcher.compile
         recorder = self
@@ -147,6 +148,14 @@ class KernelRecorder:
             args, _ = sigutils.normalize_signature(sig)
             if tuple(args) in disp.overloads:
                 return original(disp, sig)
+            # Numba compiles under this (reentrant) lock: taking it first keeps a thread that
+            # waits for another one's compilation of the same kernel out of the records.
+            with global_compiler_lock:
+                if tuple(args) in disp.overloads:
+                    return original(disp, sig)
+                return timed(disp, sig, args)
+
+        def timed(disp, sig, args):
             stack = local.__dict__.setdefault("stack", [])
             llvm = local.__dict__.setdefault("llvm", [])
             hits, misses = sum(disp._cache_hits.values()), sum(disp._cache_misses.values())
@@ -168,7 +177,7 @@ class KernelRecorder:
                 elif sum(disp._cache_hits.values()) > hits:
                     how = "loaded"
                 else:
-                    how = None  # another thread compiled it meanwhile
+                    how = None  # (compilation failed: Numba tries another signature)
                 if how is not None:
                     py = disp.py_func
                     with recorder._lock:
