@@ -2,27 +2,29 @@
 
 Output plane ``k = c*m + q`` of an image is the correlation of input plane ``c`` with the
 ``fh x fw`` taps of filter k, so im2col and a matrix product (of ``fh*fw`` columns) would be
-the wrong tool.  A work item is one channel of a chunk of images.  It copies the channel's
-planes, a batch of images at a time, into a buffer that stays in the core's cache, padded as
-the padding mode says (so every mode and asymmetric padding cost nothing extra) and split by
-stride phase: padded pixel ``(r, x)`` of batch image s, with ``r = v*sh + py`` and
-``x = u*sw + px``, is entry ``((py*sw + px)*B + s)*hq*wq + v*wq + u`` (``B`` images of
-``hq x wq`` entries per phase).  Output position ``(s, i, j)``, laid out as
+the wrong tool.  A work item is a block of ``ci`` channels of a chunk of ``ni`` images.  It
+copies its planes, image by image in channel order (contiguous memory), into a buffer that
+stays in the core's cache, padded as the padding mode says (so every mode and asymmetric
+padding cost nothing extra) and split by stride phase: padded pixel ``(r, x)`` of slot s,
+with ``r = v*sh + py`` and ``x = u*sw + px``, is entry ``((py*sw + px)*S + s)*hq*wq + v*wq +
+u`` (``S = ci*ni`` slots of ``hq x wq`` entries per phase; slot ``(c - c0)*ni + (n - n0)``, so
+the planes of one channel are consecutive slots).  Output position ``(s, i, j)``, laid out as
 ``p = (s*hq + i)*wq + j``, then reads for tap ``(a, b)`` the entry at ``offset(a, b) + p``:
-every tap is one contiguous run over the whole batch, ``acc[p] += w * buf[offset + p]``, long
-even for 7x7 planes.  The extra positions (``i >= Ho`` or ``j >= Wo``) are computed and
+every tap of a channel is one contiguous run over all its images, ``acc[p] += w *
+buf[offset + p]``.  The extra positions (``i >= Ho`` or ``j >= Wo``) are computed and
 dropped.  LLVM vectorises the runs (``np.uint64`` offsets, which Numba need not check for
-negative indices); their lengths are rounded up to whole vector blocks (``_RUN``) so that no
+negative indices); forward runs are rounded up to whole vector blocks (``_RUN``) so that no
 scalar remainder loop runs.
 
-Backward, the item scatters the input gradient of a batch into a buffer of the same layout
-(``dout`` laid out with the same pitch, zeros at the extra positions), folds it back into
-``dx`` (border cells onto the pixels they were copied from), and accumulates the weight and
-bias gradients in ``_LANES`` running sums per tap (position p adds into sum ``p mod
-_LANES``), added up in a fixed order at the item's end; the items' parts are then added in
-chunk order.  No two items write the same memory and every sum has one order, so results are
-bitwise identical for any number of threads (and between the parallel and serial drivers).
-Sums over taps run in the order rows of the kernel, then columns.
+Backward, the item scatters the input gradient into a buffer of the same layout (``dout``
+laid out with the same pitch, zeros at the extra positions), a block of positions at a time
+for all taps, folds it back into ``dx`` (border cells onto the pixels they were copied from),
+and accumulates the weight and bias gradients of each channel in ``_LANES`` running sums per
+tap (position p adds into sum ``p mod _LANES``), added up in a fixed order; the items' parts
+are then added in chunk order.  No two items write the same memory and every sum has one
+order, so results are bitwise identical for any number of threads (and between the parallel
+and serial drivers, which hand the items out in groups that share buffers: grouping changes
+no result).  Sums over taps run in the order rows of the kernel, then columns.
 
 The extra positions of ``dout`` are zeros, so they add nothing to ``dx`` and ``db``, and to
 ``dw`` only ``0 * x``: an input holding an infinity or NaN where only an extra position reads
