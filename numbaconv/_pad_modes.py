@@ -16,15 +16,34 @@ source pixel, given by :func:`source_index`.
 
 from __future__ import annotations
 
+import math
+import threading
+
 import numpy as np
 from numba import njit, prange
 
-from numbaconv._kernels import _copy, run
+from numbaconv._kernels import _add, _copy, _zero, run
 from numbaconv._padding import MODE_CODES
 from numbaconv._validation import ConvGeometry
 
 ZEROS, REFLECT, REPLICATE, CIRCULAR = (MODE_CODES[m] for m in
                                        ("zeros", "reflect", "replicate", "circular"))
+# pad_planes hands out whole planes from this many planes on, else single rows.
+_PLANE_ITEMS_FROM = 64
+# Scratch buffers up to this many bytes are kept for the next call (per thread).
+_SCRATCH_KEPT = 64 * 2**20
+_kept = threading.local()
+
+
+def _scratch(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """An uninitialised array of ``shape`` in this thread's kept padding buffer."""
+    nbytes = math.prod(shape) * np.dtype(dtype).itemsize
+    buffer = getattr(_kept, "buffer", None)
+    if buffer is None or buffer.nbytes < nbytes:
+        buffer = np.empty(nbytes, dtype=np.uint8)
+        if nbytes <= _SCRATCH_KEPT:
+            _kept.buffer = buffer
+    return buffer[:nbytes].view(dtype).reshape(shape)
 
 
 @njit(cache=True, inline="always")
@@ -56,72 +75,76 @@ def _pad_row(src, s_row, w, dst, d_row, left, right, mode):
 
 
 @njit(cache=True, inline="always")
-def _pad_item(src, dst, t, h, w, top, left, right, mode):
-    """Padded row ``t = plane * Hp + yp``."""
-    hp, wp = dst.shape[1], dst.shape[2]
-    plane = t // hp
-    yp = t - plane * hp
-    y = source_index(yp - top, h, mode)
-    flat_src, flat_dst = src.reshape(src.size), dst.reshape(dst.size)
-    d_row = t * wp
-    if y < 0:
-        for k in range(wp):
-            flat_dst[d_row + k] = 0
-    else:
-        _pad_row(flat_src, (plane * h + y) * w, w, flat_dst, d_row, left, right, mode)
+def _pad_rows(src, dst, plane, y0, y1, h, w, hp, wp, top, left, right, mode):
+    """Padded rows ``y0 <= yp < y1`` of ``plane`` (``src``, ``dst`` flat)."""
+    for yp in range(y0, y1):
+        y = source_index(yp - top, h, mode)
+        d_row = (plane * hp + yp) * wp
+        if y < 0:
+            _zero(dst, d_row, wp)
+        else:
+            _pad_row(src, (plane * h + y) * w, w, dst, d_row, left, right, mode)
 
 
 @njit(cache=True, parallel=True)
 def pad_planes(x, top, left, right, mode, out):
     """``out[p]`` (``(P, Hp, Wp)``) = plane ``x[p]`` (``(P, H, W)``) padded as ``mode`` says,
-    ``top`` rows above and ``left`` / ``right`` columns beside it (the rest of ``Hp`` below)."""
+    ``top`` rows above and ``left`` / ``right`` columns beside it (the rest of ``Hp`` below).
+    Work items are whole planes, or single rows where there are few planes."""
     planes, h, w = x.shape
-    for t in prange(np.int64(planes) * out.shape[1]):
-        _pad_item(x, out, np.int64(t), h, w, top, left, right, mode)
+    hp, wp = out.shape[1], out.shape[2]
+    src, dst = x.reshape(x.size), out.reshape(out.size)
+    if planes >= _PLANE_ITEMS_FROM:
+        for plane in prange(planes):
+            _pad_rows(src, dst, np.int64(plane), 0, hp, h, w, hp, wp, top, left, right, mode)
+    else:
+        for t in prange(np.int64(planes) * hp):
+            plane = np.int64(t) // hp
+            yp = np.int64(t) - plane * hp
+            _pad_rows(src, dst, plane, yp, yp + 1, h, w, hp, wp, top, left, right, mode)
 
 
 @njit(cache=True, nogil=True)
 def pad_planes_serial(x, top, left, right, mode, out):
     """Serial driver of :func:`pad_planes`."""
     planes, h, w = x.shape
-    for t in range(np.int64(planes) * out.shape[1]):
-        _pad_item(x, out, t, h, w, top, left, right, mode)
+    hp, wp = out.shape[1], out.shape[2]
+    src, dst = x.reshape(x.size), out.reshape(out.size)
+    for plane in range(np.int64(planes)):
+        _pad_rows(src, dst, plane, 0, hp, h, w, hp, wp, top, left, right, mode)
 
 
 @njit(cache=True, inline="always")
-def _add_folded_row(src, s_row, dx, d_row, w, left, wp, mode):
-    """Add the padded row ``src[s_row : s_row + wp]`` onto the input row at ``dx[d_row:]``:
-    the middle ``w`` cells one to one, each border cell onto its source column."""
-    for k in range(w):
-        dx[d_row + k] += src[s_row + left + k]
-    for xp in range(wp):
-        if xp < left or xp >= left + w:
-            xs = source_index(xp - left, w, mode)
-            if xs >= 0:
-                dx[d_row + xs] += src[s_row + xp]
+def _add_border_columns(src, s_row, dx, d_row, w, left, wp, mode):
+    """Add the border cells of the padded row at ``src[s_row:]`` (in column order) onto their
+    source columns of the input row at ``dx[d_row:]``."""
+    for xp in range(left):
+        xs = source_index(xp - left, w, mode)
+        if xs >= 0:
+            dx[d_row + xs] += src[s_row + xp]
+    for xp in range(left + w, wp):
+        xs = source_index(xp - left, w, mode)
+        if xs >= 0:
+            dx[d_row + xs] += src[s_row + xp]
 
 
 @njit(cache=True, inline="always")
-def _fold_plane(dxpad, dx, plane, h, w, top, left, mode):
-    """``dx[plane]`` = the gradient of padded plane ``dxpad[plane]`` folded back: first the
-    rows of the input (their middle copied, their border cells added), then the border rows
-    in order (each added onto its source row)."""
-    hp, wp = dxpad.shape[1], dxpad.shape[2]
-    src, dst = dxpad.reshape(dxpad.size), dx.reshape(dx.size)
+def _fold_plane(src, dst, plane, h, w, hp, wp, top, left, mode):
+    """Plane ``plane`` of ``dx`` (flat ``dst``) = the gradient of the padded plane (flat
+    ``src``) folded back: first the rows of the input (their middle copied, their border cells
+    added), then the border rows in order (each added onto its source row)."""
     p0, d0 = plane * hp * wp, plane * h * w
     for y in range(h):
         s_row = p0 + (y + top) * wp
         _copy(dst, d0 + y * w, 1, src, s_row + left, 1, w)
-        for xp in range(wp):
-            if xp < left or xp >= left + w:
-                xs = source_index(xp - left, w, mode)
-                if xs >= 0:
-                    dst[d0 + y * w + xs] += src[s_row + xp]
+        _add_border_columns(src, s_row, dst, d0 + y * w, w, left, wp, mode)
     for yp in range(hp):
         if yp < top or yp >= top + h:
             y = source_index(yp - top, h, mode)
             if y >= 0:
-                _add_folded_row(src, p0 + yp * wp, dst, d0 + y * w, w, left, wp, mode)
+                s_row = p0 + yp * wp
+                _add(dst, d0 + y * w, 1, src, s_row + left, w)
+                _add_border_columns(src, s_row, dst, d0 + y * w, w, left, wp, mode)
 
 
 @njit(cache=True, parallel=True)
@@ -129,24 +152,32 @@ def fold_planes(dxpad, top, left, mode, dx):
     """``dx`` (``(P, H, W)``) from the padded gradient ``dxpad`` (``(P, Hp, Wp)``), plane by
     plane (see :func:`_fold_plane`)."""
     planes, h, w = dx.shape
+    hp, wp = dxpad.shape[1], dxpad.shape[2]
+    src, dst = dxpad.reshape(dxpad.size), dx.reshape(dx.size)
     for plane in prange(planes):
-        _fold_plane(dxpad, dx, np.int64(plane), h, w, top, left, mode)
+        _fold_plane(src, dst, np.int64(plane), h, w, hp, wp, top, left, mode)
 
 
 @njit(cache=True, nogil=True)
 def fold_planes_serial(dxpad, top, left, mode, dx):
     """Serial driver of :func:`fold_planes`."""
     planes, h, w = dx.shape
+    hp, wp = dxpad.shape[1], dxpad.shape[2]
+    src, dst = dxpad.reshape(dxpad.size), dx.reshape(dx.size)
     for plane in range(np.int64(planes)):
-        _fold_plane(dxpad, dx, plane, h, w, top, left, mode)
+        _fold_plane(src, dst, plane, h, w, hp, wp, top, left, mode)
 
 
-def pad_input(x: np.ndarray, geom: ConvGeometry, mode: str) -> np.ndarray:
-    """A new ``(N, C, H + top + bottom, W + left + right)`` array: C-contiguous ``x`` with the
-    border of ``geom``'s padding filled as ``mode`` says."""
+def pad_input(x: np.ndarray, geom: ConvGeometry, mode: str, scratch: bool = False
+              ) -> np.ndarray:
+    """``(N, C, H + top + bottom, W + left + right)``: C-contiguous ``x`` with the border of
+    ``geom``'s padding filled as ``mode`` says; a new array, or with ``scratch`` this thread's
+    padding buffer, valid until its next call with ``scratch`` (a buffer kept between calls
+    is not page-faulted in afresh every time)."""
     top, bottom, left, right = geom.pads
     n, c, h, w = x.shape
-    out = np.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype)
+    shape = (n, c, h + top + bottom, w + left + right)
+    out = _scratch(shape, x.dtype) if scratch else np.empty(shape, dtype=x.dtype)
     run(pad_planes, pad_planes_serial, out.size, x.reshape(n * c, h, w), top, left, right,
         MODE_CODES[mode], out.reshape(n * c, out.shape[2], out.shape[3]))
     return out

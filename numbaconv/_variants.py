@@ -79,7 +79,8 @@ def conv2d_forward(x: object, w: object, b: object, stride: object, padding: obj
         return _depthwise.depthwise_forward(x, w, bias, geom, mode, keep, private)
     padded = mode != "zeros" and any(geom.pads)
     if padded:
-        x = pad_input(x, geom, mode)
+        # Inference keeps nothing: the padded input can be this thread's kept buffer.
+        x = pad_input(x, geom, mode, scratch=not keep)
         inner = make_geometry(x.shape, geom.k, geom.fh, geom.fw, (geom.sh, geom.sw), 0,
                               (geom.dh, geom.dw), op)
     else:
