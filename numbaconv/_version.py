@@ -1,2 +1,2 @@
-__version__ = "0.4.3"
+__version__ = "0.5.0"
 """The version of numbaconv: major.minor.patch, following semantic versioning."""
