@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+from numba.extending import register_jitable
 
 from numbaconv._simd import VECTOR_BYTES, transpose_block, transpose_block_pairs
 
@@ -443,7 +444,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
 _TILE = 256  # positions per transpose tile (256: each image contributes 1-2 KB runs to read)
 
 
-@njit(**INTERNAL)
+@njit(cache=True, inline="always")
 def _transpose_tile(src, dst, m0, count, n_img, first_start, first_stride, to_batch_last):
     """Positions ``m0 ... m0 + count`` moved between batch last, ``(M, N)`` from offset 0, and
     batch first, ``N`` rows that start at ``first_start`` every ``first_stride`` elements:
@@ -451,7 +452,8 @@ def _transpose_tile(src, dst, m0, count, n_img, first_start, first_stride, to_ba
 
     Square blocks of ``V = 32 // itemsize`` images and positions go through vector registers
     (:func:`numbaconv._simd.transpose_block`); the images and positions left over are copied
-    one element at a time."""
+    one element at a time.  (Inlined: each caller moves in one direction, known when it is
+    compiled.)"""
     lanes = VECTOR_BYTES // src.itemsize
     n_blocks_end = n_img - n_img % lanes
     m_blocks_end = count - count % lanes
@@ -492,7 +494,7 @@ def transpose_batch_serial(x, out, to_batch_last):
         _transpose_tile(src, dst, m0, min(_TILE, size - m0), n_img, 0, size, to_batch_last)
 
 
-@njit(**INTERNAL)
+@register_jitable
 def _phase_counts(h, w, sh, sw):
     """Row and column phases that hold pixels: ``min(sh, H)``, ``min(sw, W)`` (a stride wider
     than the image leaves the other phases empty), and the phases' size
@@ -501,9 +503,9 @@ def _phase_counts(h, w, sh, sw):
 
 
 @njit(**INTERNAL)
-def _batch_last_phases_row(src, plane_start, image, dst, y, n_img, h, w, sh, sw):
-    """Row ``y`` of the plane that starts at ``src[plane_start]`` in every image (images
-    ``image`` elements apart) into that plane's batch-last stride phases: pixel
+def _batch_last_phases_rows(src, plane_start, image, dst, y0, y1, n_img, h, w, sh, sw):
+    """Rows ``y0 ... y1`` of the plane that starts at ``src[plane_start]`` in every image
+    (images ``image`` elements apart) into that plane's batch-last stride phases: pixel
     ``(y, x) = (i*sh + py, j*sw + px)`` goes to ``dst[((py*SW + px)*Hp*Wp + i*Wp + j)*N + n]``
     (``SW, Hp, Wp`` from :func:`_phase_counts`).
 
@@ -511,33 +513,35 @@ def _batch_last_phases_row(src, plane_start, image, dst, y, n_img, h, w, sh, sw)
     through vector registers (:func:`numbaconv._simd.transpose_block_pairs`); the images and
     pixels left over, and other strides, are copied one element at a time."""
     phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
-    py, i = y % sh, y // sh
-    row_start = plane_start + y * w
-    n_blocks_end = j_blocks_end = 0  # images, and pixels per phase, done in blocks
-    if sw == 2 and phases_w == 2:
-        lanes = VECTOR_BYTES // src.itemsize
-        n_blocks_end = n_img - n_img % lanes
-        j_blocks_end = w // 2 - w // 2 % lanes
-        even = _phase_row(_ZERO, py, _ZERO, i, phases_h, phases_w, hp, wp) * n_img
-        odd = _phase_row(_ZERO, py, _ONE, i, phases_h, phases_w, hp, wp) * n_img
-        for n0 in range(0, n_blocks_end, lanes):
-            first = row_start + n0 * image
-            for j in range(0, j_blocks_end, lanes):
-                transpose_block_pairs(src, first + 2 * j, image, dst, even + j * n_img + n0,
-                                      odd + j * n_img + n0, n_img)
-    for px in range(phases_w):
-        d_row = _phase_row(_ZERO, py, px, i, phases_h, phases_w, hp, wp) * n_img
-        count = (w - px + sw - 1) // sw
-        for n in range(n_img):
-            done = j_blocks_end if n < n_blocks_end else 0
-            _copy(dst, d_row + done * n_img + n, n_img, src, row_start + n * image + px + done * sw,
-                  sw, count - done)
+    lanes = VECTOR_BYTES // src.itemsize
+    blocks = sw == 2 and phases_w == 2
+    for y in range(y0, y1):
+        py, i = y % sh, y // sh
+        row_start = plane_start + y * w
+        n_blocks_end = j_blocks_end = 0  # images, and pixels per phase, done in blocks
+        if blocks:
+            n_blocks_end = n_img - n_img % lanes
+            j_blocks_end = w // 2 - w // 2 % lanes
+            even = _phase_row(_ZERO, py, _ZERO, i, phases_h, phases_w, hp, wp) * n_img
+            odd = _phase_row(_ZERO, py, _ONE, i, phases_h, phases_w, hp, wp) * n_img
+            for n0 in range(0, n_blocks_end, lanes):
+                first = row_start + n0 * image
+                for j in range(0, j_blocks_end, lanes):
+                    transpose_block_pairs(src, first + 2 * j, image, dst,
+                                          even + j * n_img + n0, odd + j * n_img + n0, n_img)
+        for px in range(phases_w):
+            d_row = _phase_row(_ZERO, py, px, i, phases_h, phases_w, hp, wp) * n_img
+            count = (w - px + sw - 1) // sw
+            for n in range(n_img):
+                done = j_blocks_end if n < n_blocks_end else 0
+                _copy(dst, d_row + done * n_img + n, n_img, src,
+                      row_start + n * image + px + done * sw, sw, count - done)
 
 
 @njit(cache=True, parallel=True)
 def batch_last_phases(x, sh, sw, out):
     """``x`` (N, C, H, W) to ``out`` (flat, ``phases_size`` elements): batch last and split
-    by stride phase, plane after plane (see :func:`_batch_last_phases_row`), the layout
+    by stride phase, plane after plane (see :func:`_batch_last_phases_rows`), the layout
     :func:`im2col_classic_from_phases` reads.  Entries past a phase's end are left as they
     are."""
     n_img, n_ch, h, w = x.shape
@@ -545,8 +549,8 @@ def batch_last_phases(x, sh, sw, out):
     plane, plane_phases = np.int64(h) * w, phases_size(n_img, _ONE, h, w, sh, sw)
     for t in prange(np.int64(n_ch) * h):
         c, y = divmod(np.int64(t), h)
-        _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y, n_img,
-                               h, w, sh, sw)
+        _batch_last_phases_rows(src, c * plane, n_ch * plane, out[c * plane_phases:], y, y + 1,
+                                n_img, h, w, sh, sw)
 
 
 @njit(cache=True, nogil=True)
@@ -556,63 +560,65 @@ def batch_last_phases_serial(x, sh, sw, out):
     src = x.reshape(x.size)
     plane, plane_phases = np.int64(h) * w, phases_size(n_img, _ONE, h, w, sh, sw)
     for c in range(np.int64(n_ch)):
-        for y in range(np.int64(h)):
-            _batch_last_phases_row(src, c * plane, n_ch * plane, out[c * plane_phases:], y,
-                                   n_img, h, w, sh, sw)
+        _batch_last_phases_rows(src, c * plane, n_ch * plane, out[c * plane_phases:], _ZERO,
+                                np.int64(h), n_img, h, w, sh, sw)
 
 
-@njit(cache=True)
+@register_jitable
 def phases_size(n, c, h, w, sh, sw):
     """Elements of an (N, C, H, W) input split by stride phase, keeping only the phases that
     hold pixels (:func:`_phase_counts`): below 4x its size.  The kernels size their buffers
-    with it, and Python the arrays it passes them: one count for both."""
+    with it, and Python the arrays it passes them: one count for both.  (A plain Python
+    function that kernels can call: Python's calls compile nothing.)"""
     phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
     return np.int64(n) * c * phases_h * phases_w * hp * wp
 
 
 @njit(**INTERNAL)
-def _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
-    """Row ``r = (c*fh + a)*fw + b`` of the classic columns: tap (a, b) of plane c at every
-    output position, ``Ho`` segments of ``Wo*N`` values, read from the input batch last and
-    split by stride phase (:func:`batch_last_phases`; with stride 1 the one phase is a plane's
-    batch-last copy, see :func:`im2col_classic`).  Output row ``i`` of the tap is row
-    ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels: one contiguous copy of
-    ``(j_hi - j_lo) * N`` values.  (A tap with no valid row or column reads nothing, so its
+def _im2col_classic_taps(src, dst, r0, r1, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo):
+    """Rows ``r0 ... r1`` of the classic columns, ``r = (c*fh + a)*fw + b``: tap (a, b) of
+    plane c at every output position, ``Ho`` segments of ``Wo*N`` values, read from the input
+    batch last and split by stride phase (:func:`batch_last_phases`; with stride 1 the one
+    phase is a plane's batch-last copy, see :func:`im2col_classic`).  Output row ``i`` of the
+    tap is row ``i + oy`` of phase ``(py, px)``, shifted by ``ox`` pixels: one contiguous copy
+    of ``(j_hi - j_lo) * N`` values.  (A tap with no valid row or column reads nothing, so its
     phase may be an empty one that is not stored.)"""
     taps = np.int64(fh) * fw
-    c = r // taps
-    a = (r - c * taps) // fw
-    b = r - c * taps - a * fw
     phases_h, phases_w, hp, wp = _phase_counts(h, w, sh, sw)
     seg = np.int64(wo) * n_img
-    start = r * ho * seg
-    off_h, off_w = a * dh - ph, b * dw - pw
-    py, oy = _phase_offset(off_h, sh)
-    px, ox = _phase_offset(off_w, sw)
-    i_lo, i_hi = _valid_span(off_h, sh, h, ho)
-    j_lo, j_hi = _valid_span(off_w, sw, w, wo)
-    _zero(dst, start, i_lo * seg)
-    _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
-    if i_lo == i_hi or j_lo == j_hi:
-        _zero(dst, start + i_lo * seg, (i_hi - i_lo) * seg)
-        return
-    s_first = (_phase_row(c, py, px, i_lo + oy, phases_h, phases_w, hp, wp) + j_lo + ox) * n_img
-    if wo == wp:
-        # The tap's output rows are consecutive rows of its phase, as long: copy the run from
-        # the first valid value to the last, then zero the entries of the padding columns,
-        # which the run filled from the rows' neighbours.
-        _copy(dst, start + i_lo * seg + j_lo * n_img, 1, src, s_first, 1,
-              (i_hi - i_lo - 1) * seg + (j_hi - j_lo) * n_img)
+    for r in range(r0, r1):
+        c = r // taps
+        a = (r - c * taps) // fw
+        b = r - c * taps - a * fw
+        start = r * ho * seg
+        off_h, off_w = a * dh - ph, b * dw - pw
+        py, oy = _phase_offset(off_h, sh)
+        px, ox = _phase_offset(off_w, sw)
+        i_lo, i_hi = _valid_span(off_h, sh, h, ho)
+        j_lo, j_hi = _valid_span(off_w, sw, w, wo)
+        _zero(dst, start, i_lo * seg)
+        _zero(dst, start + i_hi * seg, (ho - i_hi) * seg)
+        if i_lo == i_hi or j_lo == j_hi:
+            _zero(dst, start + i_lo * seg, (i_hi - i_lo) * seg)
+            continue
+        s_first = (_phase_row(c, py, px, i_lo + oy, phases_h, phases_w, hp, wp) + j_lo + ox
+                   ) * n_img
+        if wo == wp:
+            # The tap's output rows are consecutive rows of its phase, as long: copy the run
+            # from the first valid value to the last, then zero the entries of the padding
+            # columns, which the run filled from the rows' neighbours.
+            _copy(dst, start + i_lo * seg + j_lo * n_img, 1, src, s_first, 1,
+                  (i_hi - i_lo - 1) * seg + (j_hi - j_lo) * n_img)
+            for i in range(i_lo, i_hi):
+                _zero(dst, start + i * seg, j_lo * n_img)
+                _zero(dst, start + i * seg + j_hi * n_img, (wo - j_hi) * n_img)
+            continue
         for i in range(i_lo, i_hi):
-            _zero(dst, start + i * seg, j_lo * n_img)
-            _zero(dst, start + i * seg + j_hi * n_img, (wo - j_hi) * n_img)
-        return
-    for i in range(i_lo, i_hi):
-        d_row = start + i * seg
-        _zero(dst, d_row, j_lo * n_img)
-        _copy(dst, d_row + j_lo * n_img, 1, src, s_first + (i - i_lo) * wp * n_img, 1,
-              (j_hi - j_lo) * n_img)
-        _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
+            d_row = start + i * seg
+            _zero(dst, d_row, j_lo * n_img)
+            _copy(dst, d_row + j_lo * n_img, 1, src, s_first + (i - i_lo) * wp * n_img, 1,
+                  (j_hi - j_lo) * n_img)
+            _zero(dst, d_row + j_hi * n_img, (wo - j_hi) * n_img)
 
 
 @njit(cache=True, parallel=True)
@@ -623,8 +629,8 @@ def im2col_classic_from_phases(phases, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw
     columns per work item: for planes too large for a buffer in cache."""
     src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
     for r in prange(np.int64(n_ch) * fh * fw):
-        _im2col_classic_item(src, dst, np.int64(r), n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
-                             ho, wo)
+        _im2col_classic_taps(src, dst, np.int64(r), np.int64(r) + 1, n_img, h, w, fh, fw, sh, sw,
+                             ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, nogil=True)
@@ -632,8 +638,8 @@ def im2col_classic_from_phases_serial(phases, n_img, n_ch, h, w, fh, fw, sh, sw,
                                       dw, ho, wo, cols):
     """Serial driver of :func:`im2col_classic_from_phases`."""
     src, dst = phases.reshape(phases.size), cols.reshape(cols.size)
-    for r in range(np.int64(n_ch) * fh * fw):
-        _im2col_classic_item(src, dst, r, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+    _im2col_classic_taps(src, dst, _ZERO, np.int64(n_ch) * fh * fw, n_img, h, w, fh, fw, sh, sw,
+                         ph, pw, dh, dw, ho, wo)
 
 
 @njit(cache=True, inline="always")
@@ -643,16 +649,16 @@ def _plane_to_batch_last(src, buf, c, n_img, n_ch, h, w, sh, sw):
     plane = np.int64(h) * w
     for m0 in range(0, plane, _TILE):
         _transpose_tile(src, buf, m0, min(_TILE, plane - m0), n_img, c * plane, n_ch * plane,
-                        _TRUE)
+                        True)
 
 
 @njit(cache=True, inline="always")
 def _plane_to_batch_last_phases(src, buf, c, n_img, n_ch, h, w, sh, sw):
     """Plane ``c`` of every image into ``buf``, batch last and split by stride phase (see
-    :func:`_batch_last_phases_row`), a row at a time."""
+    :func:`_batch_last_phases_rows`)."""
     plane = np.int64(h) * w
-    for y in range(np.int64(h)):
-        _batch_last_phases_row(src, c * plane, n_ch * plane, buf, y, n_img, h, w, sh, sw)
+    _batch_last_phases_rows(src, c * plane, n_ch * plane, buf, _ZERO, np.int64(h), n_img, h, w,
+                            sh, sw)
 
 
 @njit(cache=True, inline="always")
@@ -666,8 +672,8 @@ def _im2col_classic_plane(fill, src, dst, buf, c, tap_lo, tap_hi, n_img, n_ch, h
     compiles only its own ``fill``.)"""
     fill(src, buf, c, n_img, n_ch, h, w, sh, sw)
     out = dst[c * fh * fw * ho * wo * n_img:]  # the plane's rows: buf is a one-plane input
-    for tap in range(tap_lo, tap_hi):
-        _im2col_classic_item(buf, out, tap, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo)
+    _im2col_classic_taps(buf, out, tap_lo, tap_hi, n_img, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                         ho, wo)
 
 
 @njit(cache=True, inline="always")
@@ -795,8 +801,7 @@ def _col2im_classic_rows(src, dst, buf, block, rows_per_block, rows, n_img, h, w
                              pw, dh, dw, ho, wo)
     size = count * w
     for m0 in range(0, size, _TILE):
-        _transpose_tile(buf, dst, m0, min(_TILE, size - m0), n_img, first * w, rows * w,
-                        _FALSE)
+        _transpose_tile(buf, dst, m0, min(_TILE, size - m0), n_img, first * w, rows * w, False)
 
 
 @njit(**INTERNAL)
