@@ -364,9 +364,9 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
     every (a, b) adds the contributions of output rows ``i0 <= i < i1``, in the order a, then
     b, then position: the same order for any thread count.
 
-    With ``phased``, ``dst`` is not ``dx`` but ``dx`` split by stride phase (the layout of
-    :func:`split_by_stride_phase`; :func:`merge_stride_phases` undoes it), and every add runs
-    over contiguous memory."""
+    With ``phased`` (True, not None), ``dst`` is not ``dx`` but ``dx`` split by stride phase
+    (the layout of :func:`split_by_stride_phase`; :func:`merge_stride_phases` undoes it), and
+    every add runs over contiguous memory.  With None, Numba compiles no phase code."""
     q_size = np.int64(i1 - i0) * wo
     plane = t // blocks  # n * n_ch + c
     y0 = (t - plane * blocks) * rows_per_block
@@ -376,7 +376,7 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
     hp, wp = (h + sh - 1) // sh, (w + sw - 1) // sw
     o_plane = plane * h * w
     if not accumulate:
-        if phased:
+        if phased is not None:
             for y in range(y0, y1):
                 for px in range(sw):
                     _zero(dst, _phase_row(plane, y % sh, px, y // sh, sh, sw, hp, wp), wp)
@@ -394,7 +394,7 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
             px, ox = _phase_offset(off_w, sw)
             j_lo, j_hi = _valid_span(off_w, sw, w, wo)
             s = row * q_size + (i_lo - i0) * wo + j_lo
-            if phased:
+            if phased is not None:
                 o = _phase_row(plane, py, px, i_lo + oy, sh, sw, hp, wp) + ox
                 for i in range(i_hi - i_lo):
                     _add(dst, o + i * wp + j_lo, 1, src, s + i * wo, j_hi - j_lo)
@@ -421,7 +421,7 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batc
     for item in prange(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, _FALSE)
+                            batch_inner, accumulate, None)
 
 
 @njit(cache=True, nogil=True)
@@ -436,7 +436,7 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
     for item in range(n_img * n_ch * blocks):
         _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, _FALSE)
+                            batch_inner, accumulate, None)
 
 
 # --- the classic layout: cols[r, q * N + n], through a batch-last copy of the input ----------

@@ -162,7 +162,7 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
         for t in range(np.int64(n_img) * n_ch * blocks):
             _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh,
                                 fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, adding,
-                                _FALSE)
+                                None)
 
 
 @njit(cache=True, nogil=True)
