@@ -10,8 +10,9 @@ compiled in turn (a kernel that calls another compiles the callee first, inside 
 compilation).  Functions with ``inline="always"`` are not compiled on their own: their cost
 is in the seconds of the kernels they are inlined into.
 
-Run it as ``numbaconv bench --compile-times`` (all entry points, or ``--entry NAME,...``), or
-``python -c "from numbaconv.bench.compile_times import main; main()"``.
+Run it as ``numbaconv bench --compile-times`` (all entry points) or ``numbaconv bench
+--compile-times layer-float32,im2col_indices-float32`` (the names, ``-`` for spaces), or
+``python -c "from numbaconv.bench.compile_times import main; main()" --entry NAME,...``.
 """
 
 from __future__ import annotations
@@ -307,10 +308,11 @@ def measure(entries: list[str] | None = None, warm_repeat: int = 1,
 
 
 def parse_entries(text: str | None) -> list[str] | None:
-    """Comma-separated entry point names (None: all); unknown names are a ValueError."""
+    """Comma-separated entry point names (None: all), with ``-`` for a space if wished
+    (``layer-float32``); unknown names are a ValueError."""
     if text is None:
         return None
-    names = [t.strip() for t in text.split(",") if t.strip()]
+    names = [t.strip().replace("-", " ") for t in text.split(",") if t.strip()]
     unknown = [n for n in names if n not in ENTRY_POINTS]
     if unknown or not names:
         raise ValueError(f"unknown entry point(s) {', '.join(map(repr, unknown)) or '(none)'}; "
