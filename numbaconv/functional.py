@@ -353,12 +353,19 @@ def _weight_rows(w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
     return w_row
 
 
-def _run_forward(x: np.ndarray, x_kept: np.ndarray, w: np.ndarray,
-                 bias: np.ndarray | None, geom: ConvGeometry, tiling: Tiling,
-                 fused: bool) -> np.ndarray:
-    """The output of the forward pass of validated arguments, computed lane by lane
-    (``x_kept`` receives the copy of ``x`` that the backward pass reads, unless it is ``x``
-    itself)."""
+def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
+                 tiling: Tiling, fused: bool,
+                 private_copy: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``(out, x_kept)``: the output of the forward pass of validated arguments, computed
+    lane by lane, and the input as the backward pass reads it.
+
+    Where the fused lanes split the images by stride phase, ``x_kept`` is that split, made
+    by the lanes once for both passes (it is then private as well); otherwise it is a copy of
+    ``x`` made lane by lane if ``private_copy``, else ``x`` itself."""
+    if fused and _phases_size(geom, tiling) > 0:
+        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
+    else:
+        x_kept = np.empty_like(x) if private_copy else x
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, geom.k, geom.positions)
     if tiling.filters:
@@ -366,11 +373,11 @@ def _run_forward(x: np.ndarray, x_kept: np.ndarray, w: np.ndarray,
             np.copyto(x_kept, x)
         _filter_lanes.forward(x, w.reshape(geom.k, geom.rows), bias, geom, out3,
                               tiling.workspace, im2col_blocks)
-        return out
+        return out, x_kept
     make_lane = _fused_forward_lane if fused else _python_forward_lane
     run_lanes(make_lane(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, out3, geom,
                         tiling), plan_lanes(geom, tiling))
-    return out
+    return out, x_kept
 
 
 def conv2d_forward(
@@ -433,19 +440,11 @@ def conv2d_forward(
                                         padding_mode, workspace)
     x, w, bias, geom, tiling, given = _prepare_forward(
         x, w, b, stride, padding, dilation, workspace, "conv2d")
-    fused = use_fused_lanes()
-    # The backward pass reads x again: it gets a private copy (made lane by lane), so that
-    # the caller writing into its array between forward and backward cannot change the
-    # gradients.  A converted array is private already.  Where the lanes split the images by
-    # stride phase, the split is the private copy: made once, read by both passes.
-    if fused and _phases_size(geom, tiling) > 0:
-        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
-    elif isinstance(given, np.ndarray) and np.may_share_memory(x, given):
-        x_kept = np.empty_like(x)
-    else:
-        x_kept = x
-    out = _run_forward(x, x_kept, w, bias, geom, tiling,
-                       fused)
+    # The backward pass reads x again: it gets a private copy, so that the caller writing
+    # into its array between forward and backward cannot change the gradients.  A converted
+    # array is private already.
+    private_copy = isinstance(given, np.ndarray) and np.may_share_memory(x, given)
+    out, x_kept = _run_forward(x, w, bias, geom, tiling, use_fused_lanes(), private_copy)
     return out, ConvCache(x=x_kept, w=w, geometry=geom, tiling=tiling)
 
 
@@ -473,13 +472,7 @@ def conv2d(
                                         padding_mode, workspace, keep=False)[0]
     x, w, bias, geom, tiling, _ = _prepare_forward(
         x, w, b, stride, padding, dilation, workspace, "conv2d")
-    fused = use_fused_lanes()
-    if fused and _phases_size(geom, tiling) > 0:  # the lanes' im2col reads the phase split
-        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
-    else:
-        x_kept = x
-    return _run_forward(x, x_kept, w, bias, geom, tiling,
-                        fused)
+    return _run_forward(x, w, bias, geom, tiling, use_fused_lanes())[0]
 
 
 def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):

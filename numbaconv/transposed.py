@@ -218,11 +218,7 @@ def conv_transpose2d_backward(
         w_g = w[g * c_in_g:(g + 1) * c_in_g]
         dout_g = _group(dout, g, groups)  # the equivalent convolution's input
         # The input gradient is the equivalent convolution's forward pass of dout.
-        if fused and F._phases_size(geom, cache.tiling) > 0:
-            kept = np.empty(geom.n * F._phase_image_size(geom), dtype=dout.dtype)
-        else:
-            kept = dout_g
-        dxs.append(F._run_forward(dout_g, kept, w_g, None, geom, cache.tiling, fused))
+        dxs.append(F._run_forward(dout_g, w_g, None, geom, cache.tiling, fused)[0])
         _, dw, _ = F.backward_pass(_group(x_ext, g, groups), dout_g, w_g, geom, cache.tiling,
                                    want_dx=False)
         dws.append(dw)
