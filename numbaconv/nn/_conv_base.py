@@ -1,11 +1,14 @@
 """What the PyTorch-style convolution layers share: argument checks, parameters, the layer
 API (``forward(X, train=True)``, ``backward``, ``params``, calling a layer) and the repr.
 
-A subclass names its functional calls (``_train_forward``, ``_infer``, ``_backward``), its
-number of spatial axes and its weight shape; everything else is here.
+A subclass names its functional calls (``_functions``) and how they take the layer's
+arguments (``_args``), its signature and its number of spatial axes; everything else is here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,12 +85,15 @@ class ConvLayer(WeightsAndBias):
     spatial: int = 2
     layout: str = "(N, C, H, W)"
     transposed: bool = False
+    #: The functional calls behind the layer: training forward, inference, backward.
+    _functions: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]
 
-    def _setup(self, in_channels: object, out_channels: object, kernel_size: object,
-               stride: object, dilation: object, groups: object, bias: object,
-               padding_mode: object, dtype: object) -> None:
-        """Check and keep the arguments every subclass has (not the padding, nor the
-        parameters: see :meth:`_draw`)."""
+    def __init__(self, in_channels: object, out_channels: object, kernel_size: object,
+                 stride: object, padding: object, dilation: object, groups: object,
+                 bias: object, padding_mode: object, dtype: object, rng: object,
+                 output_padding: object = 0) -> None:
+        """Check and keep the arguments (the subclasses' ``__init__`` give them in PyTorch's
+        order), then draw the parameters with PyTorch's default initialisation."""
         n = self.spatial
         self.in_channels = as_positive_int("in_channels", in_channels)
         self.out_channels = as_positive_int("out_channels", out_channels)
@@ -97,20 +103,26 @@ class ConvLayer(WeightsAndBias):
         self.groups = layer_groups(groups, self.in_channels, self.out_channels)
         self._has_bias = as_bias_flag(bias)
         self.padding_mode = check_padding_mode(padding_mode)
-        self.output_padding: tuple[int, ...] = (0,) * n
         self.dtype = layer_dtype(dtype)
-        self._cache: object = None
-        self._inference = False
-        self._unbatched = False
-
-    def _draw(self, rng: object) -> None:
-        """The parameters, with PyTorch's default initialisation (see ``_init``)."""
         if self.transposed:
+            self.padding: object = as_ntuple("padding", padding, n, 0)
+            self.output_padding = as_ntuple("output_padding", output_padding, n, 0)
+            for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
+                if op >= s and op >= d:
+                    raise ValueError(
+                        f"output padding must be smaller than either stride or dilation, but "
+                        f"got output_padding={self.output_padding}, stride={self.stride}, "
+                        f"dilation={self.dilation}")
             shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
         else:
+            self.padding = conv_padding(padding, n, self.kernel_size, self.stride, self.dilation)
+            self.output_padding = (0,) * n
             shape = (self.out_channels, self.in_channels // self.groups, *self.kernel_size)
         self.params = draw_parameters(shape, self.out_channels if self._has_bias else None,
                                       rng, self.dtype)
+        self._cache: object = None
+        self._inference = False
+        self._unbatched = False
 
     # --- weight and bias, kept in params ------------------------------------------------
 
@@ -179,10 +191,13 @@ class ConvLayer(WeightsAndBias):
         ``backward``."""
         train = check_train(train)
         X, unbatched = self._input(X)
+        forward, infer, _ = self._functions
+        # The transposed functions have no padding_mode (PyTorch's layer takes only 'zeros').
+        options = {} if self.transposed else {"padding_mode": self.padding_mode}
         if train:
-            out, cache = self._train_forward(X)
+            out, cache = forward(*self._args(X), **options)
         else:
-            out, cache = self._infer(X), None
+            out, cache = infer(*self._args(X), **options), None
         self._cache, self._inference, self._unbatched = cache, not train, unbatched
         return out[0] if unbatched else out
 
@@ -199,17 +214,11 @@ class ConvLayer(WeightsAndBias):
             dout = as_float_array("dout", dout, dtype=self.dtype)
             if dout.ndim == self.spatial + 1:
                 dout = dout[None]
-        dx, dw, db = self._backward(dout, self._cache)
+        dx, dw, db = self._functions[2](dout, self._cache)
         grads = [dw, db] if len(self.params) > 1 else [dw]
         return (dx[0] if self._unbatched else dx), grads
 
-    def _train_forward(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        raise NotImplementedError
-
-    def _infer(self, X: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
-
-    def _backward(self, dout: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
+    def _args(self, X: np.ndarray) -> tuple:
         raise NotImplementedError
 
     def __repr__(self) -> str:

@@ -16,7 +16,7 @@ from numbaconv._padding import Padding
 from numbaconv._validation import IntPair
 from numbaconv.conv1d import conv1d, conv1d_backward, conv1d_forward
 from numbaconv.functional import conv2d, conv2d_backward, conv2d_forward
-from numbaconv.nn._conv_base import ConvLayer, as_ntuple, conv_padding
+from numbaconv.nn._conv_base import ConvLayer
 from numbaconv.transposed import (
     conv_transpose2d,
     conv_transpose2d_backward,
@@ -62,26 +62,17 @@ class Conv2d(ConvLayer):
         The arrays ``forward`` uses; ``weight``/``bias`` (and ``W``/``b``) stay in sync with it.
     """
 
+    _functions = (conv2d_forward, conv2d, conv2d_backward)
+
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
                  stride: IntPair = 1, padding: Padding = 0, dilation: IntPair = 1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", *,
                  dtype: object = np.float32, rng: object = None) -> None:
-        self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
-                    padding_mode, dtype)
-        self.padding = conv_padding(padding, 2, self.kernel_size, self.stride, self.dilation)
-        self._draw(rng)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, dtype, rng)
 
     def _args(self, X: np.ndarray) -> tuple:
         return (X, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-
-    def _train_forward(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        return conv2d_forward(*self._args(X), padding_mode=self.padding_mode)
-
-    def _infer(self, X: np.ndarray) -> np.ndarray:
-        return conv2d(*self._args(X), padding_mode=self.padding_mode)
-
-    def _backward(self, dout: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
-        return conv2d_backward(dout, cache)
 
 
 class ConvTranspose2d(ConvLayer):
@@ -124,35 +115,18 @@ class ConvTranspose2d(ConvLayer):
     """
 
     transposed = True
+    _functions = (conv_transpose2d_forward, conv_transpose2d, conv_transpose2d_backward)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntPair,
                  stride: IntPair = 1, padding: IntPair = 0, output_padding: IntPair = 0,
                  groups: int = 1, bias: bool = True, dilation: IntPair = 1, *,
                  dtype: object = np.float32, rng: object = None) -> None:
-        self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
-                    "zeros", dtype)
-        self.padding = as_ntuple("padding", padding, 2, 0)
-        self.output_padding = as_ntuple("output_padding", output_padding, 2, 0)
-        for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
-            if op >= s and op >= d:
-                raise ValueError(
-                    f"output padding must be smaller than either stride or dilation, but got "
-                    f"output_padding={self.output_padding}, stride={self.stride}, "
-                    f"dilation={self.dilation}")
-        self._draw(rng)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, "zeros", dtype, rng, output_padding)
 
     def _args(self, X: np.ndarray) -> tuple:
         return (X, self.weight, self.bias, self.stride, self.padding, self.output_padding,
                 self.groups, self.dilation)
-
-    def _train_forward(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        return conv_transpose2d_forward(*self._args(X))
-
-    def _infer(self, X: np.ndarray) -> np.ndarray:
-        return conv_transpose2d(*self._args(X))
-
-    def _backward(self, dout: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
-        return conv_transpose2d_backward(dout, cache)
 
 
 class Conv1d(ConvLayer):
@@ -190,28 +164,18 @@ class Conv1d(ConvLayer):
 
     spatial = 1
     layout = "(N, C, L)"
+    _functions = (conv1d_forward, conv1d, conv1d_backward)
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int],
                  stride: int | tuple[int] = 1, padding: int | tuple[int, ...] | str = 0,
                  dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
                  padding_mode: str = "zeros", *, dtype: object = np.float32,
                  rng: object = None) -> None:
-        self._setup(in_channels, out_channels, kernel_size, stride, dilation, groups, bias,
-                    padding_mode, dtype)
-        self.padding = conv_padding(padding, 1, self.kernel_size, self.stride, self.dilation)
-        self._draw(rng)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
+                         bias, padding_mode, dtype, rng)
 
     def _args(self, X: np.ndarray) -> tuple:
         one = isinstance(self.padding, tuple) and len(self.padding) == 1
         padding = self.padding[0] if one else self.padding
         return (X, self.weight, self.bias, self.stride[0], padding, self.dilation[0],
                 self.groups)
-
-    def _train_forward(self, X: np.ndarray) -> tuple[np.ndarray, object]:
-        return conv1d_forward(*self._args(X), padding_mode=self.padding_mode)
-
-    def _infer(self, X: np.ndarray) -> np.ndarray:
-        return conv1d(*self._args(X), padding_mode=self.padding_mode)
-
-    def _backward(self, dout: np.ndarray, cache: object) -> tuple[np.ndarray, ...]:
-        return conv1d_backward(dout, cache)
