@@ -77,11 +77,15 @@ def _real_array(name: str, value: object, op: str) -> np.ndarray:
             raise TypeError(f"{op}: {name} must be a NumPy array, got {type(value).__name__}")
     dt = value.dtype
     if dt.kind not in "iuf" or dt.itemsize > 8:
+        # The classic layers' forward checks its input here too: for a layer with a bias,
+        # splitting complex input would add the bias twice, and it gathers no bits.
+        drop_in = op.endswith("_indices")
         if dt.kind == "b":
-            advice = (f"; bools are not summed by {op}: pass {name}.astype(np.uint8) (for "
-                      f"im2col_indices, {name}.view(np.uint8) and .view(bool) on the result "
-                      f"gathers the same bits)")
-        elif dt.kind == "c":
+            advice = f"; bools are not summed by {op}: pass {name}.astype(np.uint8)"
+            if drop_in:
+                advice += (f" (for im2col_indices, {name}.view(np.uint8) and .view(bool) on "
+                           f"the result gathers the same bits)")
+        elif dt.kind == "c" and drop_in:
             advice = f"; complex data: call {op} on {name}.real and {name}.imag separately"
         elif dt.kind == "f":
             advice = f" (no long double in the kernels): convert it, e.g. {name}.astype(np.float64)"

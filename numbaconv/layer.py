@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from numbaconv._groups import as_groups
@@ -10,13 +13,13 @@ from numbaconv._validation import (
     IntPair,
     as_classic_hyperparameter,
     as_classic_int,
-    as_float_array,
     as_positive_int,
     check_workspace,
     input_shape_hint,
     make_geometry,
 )
 from numbaconv.functional import conv2d, conv2d_backward, conv2d_forward
+from numbaconv.indices import _real_array
 from numbaconv.nn._checks import check_train, no_forward_state
 
 
@@ -116,7 +119,74 @@ class WeightsAndBias:
         self.params[1] = value
 
 
-class Conv(WeightsAndBias):
+class ClassicLayer(WeightsAndBias):
+    """What the classic ``Conv`` and ``ConvTranspose`` share: the sizes, the parameters, the
+    input check of ``forward`` and ``backward``.  A subclass names its functional calls
+    (``_functions``) and passes its hyperparameters to :meth:`_run`."""
+
+    #: The functional calls behind the layer: training forward, inference, backward.
+    _functions: tuple[Callable[..., Any], Callable[..., Any], Callable[..., Any]]
+
+    def _sizes(self, X_dim: object, n_filter: object, h_filter: object,
+               w_filter: object) -> None:
+        self.d_X, self.h_X, self.w_X = image_dims(X_dim)
+        self.n_filter = as_positive_int("n_filter", as_classic_int("n_filter", n_filter))
+        self.h_filter = as_positive_int("h_filter", as_classic_int("h_filter", h_filter))
+        self.w_filter = as_positive_int("w_filter", as_classic_int("w_filter", w_filter))
+
+    def _draw(self, shape: tuple[int, int, int, int], rng: object, has_bias: bool) -> None:
+        """The classic initialisation (see :func:`classic_weights`), and a zero bias."""
+        self.params = [classic_weights(shape, rng, self.n_filter).astype(self.dtype)]
+        if has_bias:
+            self.params.append(np.zeros((self.n_filter, 1), dtype=self.dtype))
+        self._cache: object = None
+        self._inference = False
+
+    def _input(self, X: object) -> np.ndarray:
+        """``X`` checked: ``(N, C, H, W)`` with the layer's image shape, in the layer's dtype."""
+        name = type(self).__name__
+        if not (type(X) is np.ndarray and X.flags.c_contiguous and X.dtype == self.dtype):
+            # Any real numeric dtype, as the classic layer's np.dot takes it (uint8 images,
+            # say), converted here once: the kernels are float32 / float64 only.
+            X = _real_array("X", X, f"{name}.forward").astype(self.dtype, copy=False)
+        expected = (self.d_X, self.h_X, self.w_X)
+        if X.ndim != 4 or X.shape[1:] != expected:
+            hint = input_shape_hint(X.shape, self.d_X, (self.h_X, self.w_X))
+            if X.ndim != 4:
+                raise ValueError(
+                    f"Expected 4D X (N, C, H, W) for {name}.forward, but got X of size: "
+                    f"{list(X.shape)}{hint}")
+            raise ValueError(
+                f"{name} was built for images of shape (C, H, W) = {expected}, "
+                f"got input of shape {X.shape}{hint}")
+        return X
+
+    def _run(self, X: object, train: object, *hyperparameters: object,
+             **options: object) -> np.ndarray:
+        """``forward``: the training call (keeping its cache) or, with ``train=False``, the
+        inference call, on ``(X, W, b, *hyperparameters)``."""
+        train = check_train(train)
+        forward, infer, _ = self._functions
+        args = (self._input(X), self.W, self.b, *hyperparameters)
+        if not train:
+            self._cache, self._inference = None, True
+            return infer(*args, **options)
+        out, self._cache = forward(*args, **options)
+        self._inference = False
+        return out
+
+    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``, or
+        ``(dX, [dW])`` without a bias."""
+        if self._cache is None:
+            raise no_forward_state(type(self).__name__, self._inference)
+        dX, dW, db = self._functions[2](dout, self._cache)
+        if len(self.params) < 2:
+            return dX, [dW]
+        return dX, [dW, db.reshape(self.n_filter, 1)]
+
+
+class Conv(ClassicLayer):
     """2-D convolution layer with the classic teaching API.
 
     Parameters
@@ -140,9 +210,10 @@ class Conv(WeightsAndBias):
     padding_mode : {'zeros', 'reflect', 'replicate', 'circular'}, keyword-only
         How the border is filled.
     dtype : float32 or float64, keyword-only
-        Parameter dtype, and the dtype of every result: ``forward`` converts floating
-        inputs of the other precision to it, so a float32 batch into a float64 layer gives
-        float64 outputs and gradients.
+        Parameter dtype, and the dtype of every result: ``forward`` converts input of any
+        other real dtype to it (integers too, such as uint8 images, as classic code takes
+        them; bool and complex input is refused), so a float32 batch into a float64 layer
+        gives float64 outputs and gradients.
     rng : None, int, numpy.random.Generator or numpy.random.RandomState, keyword-only
         Source of the classic initialisation.  ``None`` (the default) draws exactly as the
         classic layer, ``np.random.randn(n_filter, C // groups, h_filter, w_filter) /
@@ -176,6 +247,8 @@ class Conv(WeightsAndBias):
     meant as ``//``), as ``torch.nn.functional.conv2d`` reports it.
     """
 
+    _functions = (conv2d_forward, conv2d, conv2d_backward)
+
     def __init__(
         self,
         X_dim: tuple[int, int, int],
@@ -193,10 +266,7 @@ class Conv(WeightsAndBias):
         rng: None | int | np.random.Generator = None,
         workspace: int | None = None,
     ) -> None:
-        self.d_X, self.h_X, self.w_X = image_dims(X_dim)
-        self.n_filter = as_positive_int("n_filter", as_classic_int("n_filter", n_filter))
-        self.h_filter = as_positive_int("h_filter", as_classic_int("h_filter", h_filter))
-        self.w_filter = as_positive_int("w_filter", as_classic_int("w_filter", w_filter))
+        self._sizes(X_dim, n_filter, h_filter, w_filter)
         # As ints (or tuples of ints): conv2d_forward, which gets them, takes nothing else.
         stride = as_classic_hyperparameter("stride", stride)
         padding = as_classic_hyperparameter("padding", padding)
@@ -215,48 +285,17 @@ class Conv(WeightsAndBias):
         self.h_out, self.w_out = geom.ho, geom.wo
         self.out_dim = (self.n_filter, self.h_out, self.w_out)
 
-        shape = (self.n_filter, self.d_X // self.groups, self.h_filter, self.w_filter)
-        self.params = [classic_weights(shape, rng).astype(self.dtype)]
-        if has_bias:
-            self.params.append(np.zeros((self.n_filter, 1), dtype=self.dtype))
-        self._cache: object = None
-        self._inference = False
+        self._draw((self.n_filter, self.d_X // self.groups, self.h_filter, self.w_filter), rng,
+                   has_bias)
 
     def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         """Convolve a batch ``X`` of shape (N, C, H, W); returns (N, K, h_out, w_out).
 
-        The result has the layer's dtype (float32 or float64 input is converted to it).
+        The result has the layer's dtype (input of another real dtype, ints included, is
+        converted to it).
         With ``train=False`` (inference) nothing is kept for ``backward``."""
-        train = check_train(train)
-        X = as_float_array("X", X, dtype=self.dtype)
-        expected = (self.d_X, self.h_X, self.w_X)
-        if X.ndim != 4 or X.shape[1:] != expected:
-            hint = input_shape_hint(X.shape, self.d_X, (self.h_X, self.w_X))
-            if X.ndim != 4:
-                raise ValueError(
-                    f"Expected 4D X (N, C, H, W) for Conv.forward, but got X of size: "
-                    f"{list(X.shape)}{hint}")
-            raise ValueError(
-                f"Conv was built for images of shape (C, H, W) = {expected}, "
-                f"got input of shape {X.shape}{hint}")
-        args = (X, self.W, self.b, self.stride, self.padding, self.dilation, self.groups)
-        if not train:
-            self._cache, self._inference = None, True
-            return conv2d(*args, padding_mode=self.padding_mode, workspace=self.workspace)
-        out, self._cache = conv2d_forward(*args, padding_mode=self.padding_mode,
-                                          workspace=self.workspace)
-        self._inference = False
-        return out
-
-    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``, or
-        ``(dX, [dW])`` without a bias."""
-        if self._cache is None:
-            raise no_forward_state("Conv", self._inference)
-        dX, dW, db = conv2d_backward(dout, self._cache)
-        if len(self.params) < 2:
-            return dX, [dW]
-        return dX, [dW, db.reshape(self.n_filter, 1)]
+        return self._run(X, train, self.stride, self.padding, self.dilation, self.groups,
+                         padding_mode=self.padding_mode, workspace=self.workspace)
 
     def __repr__(self) -> str:
         extra = "" if self.groups == 1 else f", groups={self.groups}"

@@ -4,24 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbaconv._validation import (
-    IntPair,
-    as_classic_hyperparameter,
-    as_classic_int,
-    as_float_array,
-    as_pair,
-    as_positive_int,
-    input_shape_hint,
-)
-from numbaconv.layer import (
-    WeightsAndBias,
-    as_bias_flag,
-    classic_weights,
-    image_dims,
-    layer_dtype,
-    layer_groups,
-)
-from numbaconv.nn._checks import check_train, no_forward_state
+from numbaconv._validation import IntPair, as_classic_hyperparameter, as_classic_int, as_pair
+from numbaconv.layer import ClassicLayer, as_bias_flag, layer_dtype, layer_groups
 from numbaconv.transposed import (
     conv_transpose2d,
     conv_transpose2d_backward,
@@ -35,7 +19,7 @@ def transposed_size(size: int, f: int, s: int, p: int, d: int, op: int) -> int:
     return (size - 1) * s - 2 * p + d * (f - 1) + op + 1
 
 
-class ConvTranspose(WeightsAndBias):
+class ConvTranspose(ClassicLayer):
     """2-D transposed convolution layer with the classic teaching API (as :class:`Conv`).
 
     The transposed convolution maps images of ``X_dim = (C, H, W)`` to ``n_filter`` planes of
@@ -63,7 +47,8 @@ class ConvTranspose(WeightsAndBias):
         Whether the layer has a bias; without one ``params == [W]``, ``b`` is None and
         ``backward`` returns ``(dX, [dW])``.
     dtype : float32 or float64, keyword-only
-        Parameter dtype and the dtype of every result (floating input is converted).
+        Parameter dtype and the dtype of every result (input of another real dtype, ints
+        included, is converted; bool and complex input is refused).
     rng : None, int, numpy.random.Generator or numpy.random.RandomState, keyword-only
         Source of the classic initialisation, as for :class:`Conv`: ``None`` draws
         ``np.random.randn(C, n_filter // groups, h_filter, w_filter) / np.sqrt(n_filter /
@@ -86,6 +71,8 @@ class ConvTranspose(WeightsAndBias):
     integers or whole-number floats, as for :class:`Conv`.
     """
 
+    _functions = (conv_transpose2d_forward, conv_transpose2d, conv_transpose2d_backward)
+
     def __init__(
         self,
         X_dim: tuple[int, int, int],
@@ -102,10 +89,7 @@ class ConvTranspose(WeightsAndBias):
         dtype: object = np.float64,
         rng: None | int | np.random.Generator = None,
     ) -> None:
-        self.d_X, self.h_X, self.w_X = image_dims(X_dim)
-        self.n_filter = as_positive_int("n_filter", as_classic_int("n_filter", n_filter))
-        self.h_filter = as_positive_int("h_filter", as_classic_int("h_filter", h_filter))
-        self.w_filter = as_positive_int("w_filter", as_classic_int("w_filter", w_filter))
+        self._sizes(X_dim, n_filter, h_filter, w_filter)
         self.stride = as_classic_hyperparameter("stride", stride)
         self.padding = as_classic_hyperparameter("padding", padding)
         self.output_padding = as_classic_hyperparameter("output_padding", output_padding)
@@ -132,46 +116,15 @@ class ConvTranspose(WeightsAndBias):
                 f"({self.h_filter} x {self.w_filter}) and stride {self.stride!r} give")
         self.out_dim = (self.n_filter, self.h_out, self.w_out)
 
-        shape = (self.d_X, self.n_filter // self.groups, self.h_filter, self.w_filter)
-        self.params = [classic_weights(shape, rng, self.n_filter).astype(self.dtype)]
-        if has_bias:
-            self.params.append(np.zeros((self.n_filter, 1), dtype=self.dtype))
-        self._cache: object = None
-        self._inference = False
+        self._draw((self.d_X, self.n_filter // self.groups, self.h_filter, self.w_filter), rng,
+                   has_bias)
 
     def forward(self, X: np.ndarray, train: bool = True) -> np.ndarray:
         """Transposed convolution of ``X`` (N, C, H, W); returns (N, K, h_out, w_out) in the
-        layer's dtype.  With ``train=False`` (inference) nothing is kept for ``backward``."""
-        train = check_train(train)
-        X = as_float_array("X", X, dtype=self.dtype)
-        expected = (self.d_X, self.h_X, self.w_X)
-        if X.ndim != 4 or X.shape[1:] != expected:
-            hint = input_shape_hint(X.shape, self.d_X, (self.h_X, self.w_X))
-            if X.ndim != 4:
-                raise ValueError(
-                    f"Expected 4D X (N, C, H, W) for ConvTranspose.forward, but got X of "
-                    f"size: {list(X.shape)}{hint}")
-            raise ValueError(
-                f"ConvTranspose was built for images of shape (C, H, W) = {expected}, "
-                f"got input of shape {X.shape}{hint}")
-        args = (X, self.W, self.b, self.stride, self.padding, self.output_padding,
-                self.groups, self.dilation)
-        if not train:
-            self._cache, self._inference = None, True
-            return conv_transpose2d(*args)
-        out, self._cache = conv_transpose2d_forward(*args)
-        self._inference = False
-        return out
-
-    def backward(self, dout: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Gradients for ``dout`` of shape (N, K, h_out, w_out): ``(dX, [dW, db])``, or
-        ``(dX, [dW])`` without a bias."""
-        if self._cache is None:
-            raise no_forward_state("ConvTranspose", self._inference)
-        dX, dW, db = conv_transpose2d_backward(dout, self._cache)
-        if len(self.params) < 2:
-            return dX, [dW]
-        return dX, [dW, db.reshape(self.n_filter, 1)]
+        layer's dtype (input of another real dtype, ints included, is converted to it).  With
+        ``train=False`` (inference) nothing is kept for ``backward``."""
+        return self._run(X, train, self.stride, self.padding, self.output_padding, self.groups,
+                         self.dilation)
 
     def __repr__(self) -> str:
         extra = "" if self.output_padding == 0 else f", output_padding={self.output_padding!r}"

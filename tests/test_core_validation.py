@@ -290,10 +290,11 @@ def test_conv_forward_errors():
         layer.forward(X.transpose(0, 1, 3, 2))
     with pytest.raises(ValueError, match=r"4D X.*\[3, 5, 6\]"):
         layer.forward(X[0])
-    with pytest.raises(TypeError, match=r"int64"):
-        layer.forward(X.astype(np.int64))
-    with pytest.raises(TypeError, match=r"float16"):
-        layer.forward(X.astype(np.float16))
+    # Any real dtype is converted (see test_layers_classic); bool and complex are not.
+    with pytest.raises(TypeError, match=r"bool"):
+        layer.forward(X > 0)
+    with pytest.raises(TypeError, match=r"complex128"):
+        layer.forward(X.astype(complex))
     with pytest.raises(numbaconv.BackwardBeforeForwardError, match=r"before"):
         layer.backward(np.zeros((2, 4, 5, 6)))
     layer.forward(X)

@@ -187,3 +187,40 @@ def test_conv_transpose_bad_input_and_backward_before_forward():
         layer.forward(np.zeros((1, 3, 5, 4)))
     with pytest.raises(ValueError, match="single .* image"):
         layer.forward(np.zeros((3, 4, 4)))
+
+
+# Integer images (uint8, say) and float16 go in as classic code's np.dot takes them: converted
+# once to the layer's dtype, so they give what the float input of the same values gives.
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [Conv, ConvTranspose])
+@pytest.mark.parametrize("other", [np.uint8, np.int64, np.int16, np.uint32, np.float16])
+def test_integer_input_is_converted_to_the_layer_dtype(cls, other, dtype):
+    x = np.random.default_rng(1).integers(0, 100, size=(2, 3, 6, 5)).astype(other)
+    layer = cls((3, 6, 5), 4, 3, 3, 1, 1, dtype=dtype, rng=0)
+    expected = layer.forward(x.astype(dtype))
+    expected_grads = layer.backward(np.ones_like(expected))
+    for train in (False, True):
+        out = layer.forward(x, train=train)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, expected)
+    dx, grads = layer.backward(np.ones_like(expected))
+    np.testing.assert_array_equal(dx, expected_grads[0])
+    for grad, expected_grad in zip(grads, expected_grads[1], strict=True):
+        np.testing.assert_array_equal(grad, expected_grad)
+    # Negative values and a non-contiguous view convert the same way.
+    signed = (x.astype(np.int64) - 50)[:, :, ::-1]
+    np.testing.assert_array_equal(layer.forward(signed, train=False),
+                                  layer.forward(signed.astype(dtype), train=False))
+
+
+@pytest.mark.parametrize("cls", [Conv, ConvTranspose])
+@pytest.mark.parametrize(("bad_dtype", "pattern"), [
+    (np.complex128, r"got dtype complex128"),
+    (np.complex64, r"got dtype complex64"),
+    (bool, r"got dtype bool; bools are not summed"),
+    (object, r"got dtype object"),
+])
+def test_bool_complex_and_object_input_is_refused(cls, bad_dtype, pattern):
+    layer = cls((3, 6, 5), 4, 3, 3, 1, 1, rng=0)
+    with pytest.raises(TypeError, match=rf"{cls.__name__}\.forward: X .*{pattern}"):
+        layer.forward(np.zeros((2, 3, 6, 5), dtype=bad_dtype))
