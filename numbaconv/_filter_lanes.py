@@ -5,11 +5,18 @@ sizes have few output positions ``N * Q`` and large weights ``K x R``.  Lanes of
 output rows would each pack the whole weight matrix for a thin product and, backward, add a
 weight-gradient part as large as the weights.  Here the work is cut the other way:
 
-* the columns of a group of images are built once, shared, by lanes of (image, channels);
-* forward, each lane computes a block of filters, ``out[n, k0:k1] = W_row[k0:k1] @ cols[n]``;
+* the columns of a group of images are built once, shared, as one matrix ``(R, m*Q)`` (the
+  images side by side, as in the wide layout), by lanes of (image, channels);
+* forward, each lane computes a block of filters for all the group's images in one product,
+  ``W_row[k0:k1] @ cols``;
 * backward, each lane computes a block of columns of the weight gradient,
-  ``dW[:, r0:r1] = sum_n dout[n] @ cols[n, r0:r1]^T`` (images in order), or a block of input
-  channels of the input gradient, ``col2im(W_col[rows of c0:c1] @ dout[n])``.
+  ``dW[:, r0:r1] = dout @ cols[r0:r1]^T`` with ``dout`` laid out as ``(K, m*Q)`` (one product
+  over the images: its inner dimension is ``m*Q``, not ``Q``), or a block of input channels
+  of the input gradient, ``col2im(W_col[rows of c0:c1] @ dout)``.
+
+One product per block for the whole group, rather than one per image, matters beside the
+small planes of these layers: a 7x7 image has 49 columns, too few for BLAS to pack a block
+of weights for; 8 images side by side have 392.
 
 Blocks are cut along the large dimension of each product (filters, rows of the columns), so
 that a lane repacks only the small operand (the columns forward, ``dout`` backward) and each
@@ -27,6 +34,7 @@ import numpy as np
 
 from numbaconv import _lanes
 from numbaconv._lanes import run_lanes
+from numbaconv._stages import Stage
 from numbaconv._validation import ConvGeometry
 
 # Calls with fewer output positions (N * Ho * Wo) than this many times their filters use
@@ -64,89 +72,149 @@ def _image_groups(geom: ConvGeometry, itemsize: int, workspace: int) -> list[tup
     return [(g0, min(g0 + size, geom.n)) for g0 in range(0, geom.n, size)]
 
 
-def _columns_lane(x, geom, cols, g0, im2col):
-    """``cols`` (m, R, Q) for images ``g0:``, and the lane that fills the rows of channels
-    ``c0:c1`` of image ``m`` in it; pointwise, ``cols`` is a view of ``x`` and there are
-    no such lanes (None)."""
-    if geom.is_pointwise:
-        return x[g0:g0 + cols].reshape(cols, geom.c, geom.positions), None
-    ff = geom.fh * geom.fw
-    buffer = np.empty((cols, geom.rows, geom.positions), dtype=x.dtype)
+def _images_inner(a: np.ndarray) -> np.ndarray:
+    """``(m, rows, Q)`` as the matrix ``(rows, m*Q)`` of the wide layout (a copy if m > 1)."""
+    m, rows, q = a.shape
+    if m == 1:
+        return a.reshape(rows, q)
+    return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(rows, m * q)
 
-    def lane(m: int, c0: int, c1: int, serial: bool) -> None:
-        im2col(x[m:m + 1, c0:c1], geom, buffer[m - g0:m - g0 + 1, c0 * ff:c1 * ff], serial)
 
-    return buffer, lane
+def _store_images_outer(product: np.ndarray, out: np.ndarray,
+                        bias: np.ndarray | None = None) -> None:
+    """``out`` (m, rows, Q) = ``product`` (rows, m*Q), plus ``bias`` (rows,) if given."""
+    m, rows, q = out.shape
+    laid_out = product.reshape(rows, m, q).transpose(1, 0, 2)
+    if bias is None:
+        np.copyto(out, laid_out)
+    else:
+        np.add(laid_out, bias[None, :, None], out=out)
+
+
+class _SharedColumns:
+    """The columns of images ``g0:g1`` as one matrix ``(R, m*Q)`` (``matrix``), filled by the
+    lanes ``(image, image + 1, c0, c1)`` of :meth:`fill` (``lanes``), each the rows of
+    channels ``c0:c1`` of one image.  For one image of a pointwise layer, the matrix is a
+    view of ``x`` and there are no lanes."""
+
+    def __init__(self, x: np.ndarray, geom: ConvGeometry, g0: int, g1: int,
+                 channel_blocks: list[tuple[int, int]], im2col) -> None:
+        self.x, self.geom, self.g0, self.g1, self.im2col = x, geom, g0, g1, im2col
+        m = g1 - g0
+        self.images = x[g0:g1].reshape(m, geom.c, geom.h * geom.w)
+        if geom.is_pointwise and m == 1:
+            self.matrix, self.lanes = self.images[0], []
+            return
+        self.cols = np.empty((geom.rows, m, geom.positions), dtype=x.dtype)
+        self.matrix = self.cols.reshape(geom.rows, -1)
+        self.lanes = [(i, i + 1, c0, c1) for i in range(g0, g1) for c0, c1 in channel_blocks]
+
+    def fill(self, i: int, c0: int, c1: int, serial: bool) -> None:
+        geom, m = self.geom, i - self.g0
+        with Stage("im2col"):
+            if geom.is_pointwise:
+                self.cols[c0:c1, m] = self.images[m, c0:c1]
+            else:
+                self.im2col(self.x[self.g0:self.g1], geom, self.cols, serial, wide=True,
+                            planes=(m * geom.c + c0, m * geom.c + c1))
 
 
 def forward(x: np.ndarray, w_mat: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
             out3: np.ndarray, workspace: int, im2col) -> None:
     """``out3`` (N, K, Q) = the convolution of ``x`` with ``w_mat`` (K, R) plus ``bias``
-    (or None), by lanes of filters."""
+    (or None), by lanes of filters over the shared columns of a group of images."""
     per_image = geom.multiply_adds // max(geom.n, 1)
     channel_blocks = _blocks(geom.c, geom.fh * geom.fw, per_image)
     for g0, g1 in _image_groups(geom, x.itemsize, workspace):
-        cols, im2col_lane = _columns_lane(x, geom, g1 - g0, g0, im2col)
-        if im2col_lane is not None:
-            run_lanes(lambda m, _, c0, c1, serial, fill=im2col_lane: fill(m, c0, c1, serial),
-                      [(m, m + 1, c0, c1) for m in range(g0, g1) for c0, c1 in channel_blocks])
-        filters = _blocks(geom.k, 1, per_image * (g1 - g0))
+        shared = _SharedColumns(x, geom, g0, g1, channel_blocks, im2col)
+        run_lanes(lambda i, _, c0, c1, serial, fill=shared.fill: fill(i, c0, c1, serial),
+                  shared.lanes)
 
-        def lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=cols, g0=g0) -> None:
-            for m in range(cols.shape[0]):
-                np.matmul(w_mat[k0:k1], cols[m], out=out3[g0 + m, k0:k1])
+        def lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=shared.matrix,
+                 out=out3[g0:g1]) -> None:
+            if out.shape[0] == 1:
+                with Stage("gemm"):
+                    np.matmul(w_mat[k0:k1], cols, out=out[0, k0:k1])
                 if bias is not None:
-                    out3[g0 + m, k0:k1] += bias[k0:k1, None]
+                    with Stage("bias"):
+                        out[0, k0:k1] += bias[k0:k1, None]
+            else:
+                with Stage("gemm"):
+                    product = w_mat[k0:k1] @ cols
+                with Stage("bias"):  # the bias, added while the images are laid out
+                    _store_images_outer(product, out[:, k0:k1],
+                                        None if bias is None else bias[k0:k1])
 
-        run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in filters])
+        run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in _blocks(geom.k, 1,
+                                                                 per_image * (g1 - g0))])
 
 
 def backward(x: np.ndarray, dout3: np.ndarray, w_mat: np.ndarray, geom: ConvGeometry,
              dx: np.ndarray, workspace: int, im2col, col2im, want_dx: bool = True,
              want_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Overwrite ``dx`` with the input gradient (if ``want_dx``) and return ``(dW_row, db)``
-    ((K, R) and (K,); None without ``want_dw``), by lanes of weight-gradient columns and of
-    input channels."""
-    k, rows, ff = geom.k, geom.rows, geom.fh * geom.fw
-    dw = np.zeros((k, rows), dtype=x.dtype) if want_dw else None
+    ((K, R) and (K,); None without ``want_dw``), by lanes of input channels and of
+    weight-gradient columns over a group of images at a time."""
+    k, rows, ff, q = geom.k, geom.rows, geom.fh * geom.fw, geom.positions
+    dw = np.empty((k, rows), dtype=x.dtype) if want_dw else None
     db = np.zeros(k, dtype=x.dtype) if want_dw else None
     per_image = geom.multiply_adds // max(geom.n, 1)
     channel_blocks = _blocks(geom.c, ff, per_image)
-    dx3 = dx.reshape(geom.n, geom.c, geom.h * geom.w) if want_dx else dx
 
     for g0, g1 in _image_groups(geom, x.itemsize, workspace):
-        cols, im2col_lane = _columns_lane(x, geom, g1 - g0, g0, im2col)
+        m = g1 - g0
+        grad = _images_inner(dout3[g0:g1])  # (K, m*Q)
+        shared = _SharedColumns(x, geom, g0, g1, channel_blocks, im2col) if want_dw else None
+        dcols = (np.empty((rows, m * q), dtype=x.dtype)
+                 if want_dx and not geom.is_pointwise else None)
 
-        # Lanes (m, part, c0, c1): the input gradient (part 0), which needs only dout, and
-        # the columns (part 1) of channels c0:c1 of image m, side by side.
-        def dx_or_im2col_lane(m: int, part: int, c0: int, c1: int, serial: bool,
-                              im2col_lane=im2col_lane) -> None:
-            if part == 1:
-                im2col_lane(m, c0, c1, serial)
-            elif geom.is_pointwise:  # the column gradient is the input gradient
-                np.matmul(w_mat[:, c0:c1].T, dout3[m], out=dx3[m, c0:c1])
+        def dx_lane(c0: int, c1: int, serial: bool, grad=grad, dcols=dcols, g0=g0,
+                    g1=g1) -> None:
+            """The input gradient of channels c0:c1 of images g0:g1."""
+            if geom.is_pointwise:  # the column gradient is the input gradient
+                dx3 = dx[g0:g1].reshape(g1 - g0, geom.c, q)
+                with Stage("gemm"):
+                    if g1 - g0 == 1:
+                        np.matmul(w_mat[:, c0:c1].T, grad, out=dx3[0, c0:c1])
+                    else:
+                        _store_images_outer(w_mat[:, c0:c1].T @ grad, dx3[:, c0:c1])
+                return
+            with Stage("gemm"):
+                np.matmul(w_mat[:, c0 * ff:c1 * ff].T, grad, out=dcols[c0 * ff:c1 * ff])
+            wide = dcols.reshape(rows, g1 - g0, q)
+            with Stage("col2im"):
+                for i in range(g1 - g0):
+                    col2im(wide, geom, dx[g0:g1], serial, wide=True,
+                           planes=(i * geom.c + c0, i * geom.c + c1))
+
+        # Lanes (_, part, c0, c1): the input gradient of channels c0:c1 (part 0), which
+        # needs only dout, and the columns of channels c0:c1 of one image (part 1, lanes
+        # (image, 1, c0, c1)), side by side.
+        def dx_or_columns_lane(i: int, part: int, c0: int, c1: int, serial: bool,
+                               dx_lane=dx_lane, shared=shared) -> None:
+            if part == 0:
+                dx_lane(c0, c1, serial)
             else:
-                dcols = w_mat[:, c0 * ff:c1 * ff].T @ dout3[m]
-                col2im(dcols.reshape(1, -1, geom.positions), geom, dx[m:m + 1, c0:c1], serial)
+                shared.fill(i, c0, c1, serial)
 
-        parts = (0,) * want_dx + (1,) * (want_dw and im2col_lane is not None)
-        run_lanes(dx_or_im2col_lane, [(m, part, c0, c1) for m in range(g0, g1)
-                                      for part in parts for c0, c1 in channel_blocks])
+        lanes = [(0, 0, c0, c1) for c0, c1 in channel_blocks] if want_dx else []
+        if shared is not None:
+            lanes += [(i, 1, c0, c1) for i, _, c0, c1 in shared.lanes]
+        run_lanes(dx_or_columns_lane, lanes)
         if not want_dw:
             continue
-        columns = _blocks(rows, 1, per_image * (g1 - g0))
 
-        def dw_lane(r0: int, r1: int, _: int, __: int, serial: bool, cols=cols, g0=g0,
-                    g1=g1) -> None:
-            part = np.empty((k, r1 - r0), dtype=x.dtype) if g1 - g0 > 1 or g0 > 0 else None
-            for m in range(cols.shape[0]):  # images in order: a fixed sum
-                if part is None:  # the only image: its product is the gradient
-                    np.matmul(dout3[g0 + m], cols[m, r0:r1].T, out=dw[:, r0:r1])
+        def dw_lane(r0: int, r1: int, _: int, __: int, serial: bool, grad=grad,
+                    cols=shared.matrix, first=g0 == 0) -> None:
+            """Columns r0:r1 of the weight gradient: one product over the group's images."""
+            with Stage("gemm"):
+                if first:
+                    np.matmul(grad, cols[r0:r1].T, out=dw[:, r0:r1])
                 else:
-                    np.matmul(dout3[g0 + m], cols[m, r0:r1].T, out=part)
-                    dw[:, r0:r1] += part
-                if r0 == 0:
-                    db[:] += dout3[g0 + m].sum(axis=1)
+                    dw[:, r0:r1] += grad @ cols[r0:r1].T
+            if r0 == 0:
+                with Stage("bias"):
+                    db[:] += grad.sum(axis=1)
 
-        run_lanes(dw_lane, [(r0, r1, 0, 0) for r0, r1 in columns])
+        run_lanes(dw_lane, [(r0, r1, 0, 0) for r0, r1 in _blocks(rows, 1, per_image * m)])
     return dw, db

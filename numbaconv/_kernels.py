@@ -320,9 +320,10 @@ def merge_stride_phases(phases, first_plane, planes, h, w, sh, sw, x):
 
 
 @njit(cache=True, parallel=True)
-def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner):
+def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner, p0, p1):
     """Fill ``cols[n, (c*fh + a)*fw + b, (i - i0)*wo + j] = xpad[n, c, i*sh + a*dh, j*sw + b*dw]``
-    for the output rows ``i0 <= i < i1`` (``cols[r, n, q]`` with ``batch_inner``).
+    for the output rows ``i0 <= i < i1`` (``cols[r, n, q]`` with ``batch_inner``) and the
+    planes ``p0 <= n*C + c < p1`` (all: ``0, N*C``).
 
     ``cols`` may have more rows than ``C*fh*fw`` (``cols.shape[1]``, or ``shape[0]`` with
     ``batch_inner``); the extra rows are left as they are.
@@ -330,19 +331,21 @@ def im2col_blocks(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch
     n_img, n_ch, h, w = x.shape
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    for item in prange(n_img * n_ch * fh):
-        _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+    first = np.int64(p0) * fh
+    for item in prange((p1 - p0) * fh):
+        _im2col_blocks_item(src, dst, first + item, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
                             dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, _FALSE)
 
 
 @njit(cache=True, nogil=True)
-def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner):
+def im2col_blocks_serial(x, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, cols, batch_inner,
+                         p0, p1):
     """Serial driver of :func:`im2col_blocks`."""
     n_img, n_ch, h, w = x.shape
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = x.reshape(x.size), cols.reshape(cols.size)
-    for item in range(n_img * n_ch * fh):
-        _im2col_blocks_item(src, dst, np.int64(item), n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
+    for item in range(np.int64(p0) * fh, np.int64(p1) * fh):
+        _im2col_blocks_item(src, dst, item, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw,
                             dh, dw, ho, wo, i0, i1, rows_alloc, batch_inner, _FALSE)
 
 
@@ -409,33 +412,40 @@ def _col2im_blocks_item(src, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, 
                     _add(dst, o + i * sh * w, sw, src, s + i * wo, j_hi - j_lo)
 
 
+@register_jitable
+def col2im_row_blocks(h, w):
+    """``(rows_per_block, blocks)``: how :func:`col2im_blocks` cuts each plane of ``dx``."""
+    rows_per_block = max(1, _ROW_BLOCK // w)
+    return rows_per_block, (h + rows_per_block - 1) // rows_per_block
+
+
 @njit(cache=True, parallel=True)
 def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batch_inner,
-                  accumulate):
+                  accumulate, p0, p1):
     """Overwrite ``dx`` with (or, with ``accumulate``, add to it) the adjoint of
-    :func:`im2col_blocks` for output rows ``i0 <= i < i1`` applied to ``cols``."""
+    :func:`im2col_blocks` for output rows ``i0 <= i < i1`` applied to ``cols``, in the planes
+    ``p0 <= n*C + c < p1`` of ``dx`` (all: ``0, N*C``)."""
     n_img, n_ch, h, w = dx.shape
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
-    rows_per_block = max(1, _ROW_BLOCK // w)
-    blocks = (h + rows_per_block - 1) // rows_per_block
-    for item in prange(n_img * n_ch * blocks):
-        _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
+    rows_per_block, blocks = col2im_row_blocks(h, w)
+    first = np.int64(p0) * blocks
+    for item in prange((p1 - p0) * blocks):
+        _col2im_blocks_item(src, dst, first + item, blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
                             batch_inner, accumulate, None)
 
 
 @njit(cache=True, nogil=True)
 def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batch_inner,
-                         accumulate):
+                         accumulate, p0, p1):
     """Serial driver of :func:`col2im_blocks`."""
     n_img, n_ch, h, w = dx.shape
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
-    rows_per_block = max(1, _ROW_BLOCK // w)
-    blocks = (h + rows_per_block - 1) // rows_per_block
-    for item in range(n_img * n_ch * blocks):
-        _col2im_blocks_item(src, dst, np.int64(item), blocks, rows_per_block, n_img, n_ch, h, w,
+    rows_per_block, blocks = col2im_row_blocks(h, w)
+    for item in range(np.int64(p0) * blocks, np.int64(p1) * blocks):
+        _col2im_blocks_item(src, dst, item, blocks, rows_per_block, n_img, n_ch, h, w,
                             fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
                             batch_inner, accumulate, None)
 

@@ -14,7 +14,7 @@ when NumPy's OpenBLAS symbols are available (``_blas.load_gemm()``) on Linux and
 
 ``seconds`` (float64, length 4; None when not profiling, so that no clock code is compiled)
 accumulates the time spent in im2col, products, col2im and the bias, read with the C library's
-``clock_gettime`` from inside the kernel, for ``functional.profile_stages`` (Windows has no
+``clock_gettime`` from inside the kernel, for ``_stages.profile_stages`` (Windows has no
 ``clock_gettime``: there the NumPy lanes run).
 
 Compile time (the first call with an empty Numba cache) is kept down by the structure: the
@@ -35,7 +35,6 @@ from numba import njit, types
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
 from numbaconv._kernels import (
     _FALSE,
-    _ROW_BLOCK,
     _TRUE,
     INTERNAL,
     _add_constant,
@@ -43,6 +42,7 @@ from numbaconv._kernels import (
     _copy,
     _im2col_blocks_item,
     _sum,
+    col2im_row_blocks,
     merge_stride_phases,
     split_by_stride_phase,
 )
@@ -145,8 +145,7 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
     to ``dx`` after the images' last rows (see :func:`_im2col_tile`; inlined the same way)."""
     n_img = m1 - m0
     n_ch, h, w = dx.shape[1], dx.shape[2], dx.shape[3]
-    rows_per_block = max(1, _ROW_BLOCK // w)
-    blocks = (h + rows_per_block - 1) // rows_per_block
+    rows_per_block, blocks = col2im_row_blocks(h, w)
     rows = np.int64(n_ch) * fh * fw
     adding = np.bool_(accumulate or i0 > 0)
     if dphases is not None:

@@ -11,17 +11,16 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _filter_lanes, _kernels, _lane_kernels, _lanes
+from numbaconv import _filter_lanes, _kernels, _lane_kernels, _lanes, _stages
 from numbaconv._blas import load_gemm
 from numbaconv._lanes import Lane, lane_bounds, run_lanes
 from numbaconv._padding import Padding
+from numbaconv._stages import Stage, profile_stages  # noqa: F401  (profile_stages: API)
 from numbaconv._validation import (
     ConvGeometry,
     IntPair,
@@ -99,58 +98,6 @@ class ConvCache:
         return self.x.ndim == 1
 
 
-# Seconds per stage while a ``profile_stages()`` block is active, else None.
-_stage_seconds: dict[str, float] | None = None
-_stage_lock = threading.Lock()
-
-
-class _Stage:
-    """Adds the time spent inside ``with _Stage(name):`` to ``_stage_seconds`` when profiling."""
-
-    __slots__ = ("name", "start")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.start = 0.0
-
-    def __enter__(self) -> None:
-        if _stage_seconds is not None:
-            self.start = time.perf_counter()
-
-    def __exit__(self, *exc: object) -> None:
-        if _stage_seconds is not None:
-            elapsed = time.perf_counter() - self.start
-            with _stage_lock:
-                _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
-
-
-def _add_stage_seconds(seconds: np.ndarray) -> None:
-    """Add a fused lane's stage times (see ``_lane_kernels``) while profiling."""
-    if _stage_seconds is not None:
-        with _stage_lock:
-            for name, value in zip(("im2col", "gemm", "col2im", "bias"), seconds, strict=True):
-                _stage_seconds[name] = _stage_seconds.get(name, 0.0) + float(value)
-
-
-@contextmanager
-def profile_stages() -> Iterator[dict[str, float]]:
-    """Collect the seconds spent in each stage of the forward and backward passes.
-
-    Yields a dict that fills in with ``im2col``, ``gemm`` (matrix products, including the
-    accumulation of ``dw`` and, through the row of ones, the bias and ``db``), ``col2im`` and
-    ``bias`` (bias addition and ``db`` where they are not in the products: pointwise
-    convolutions) while the block runs.  Times are summed over the threads that work on a
-    call, so compare them as shares of their sum; whatever else a call spends (validation,
-    allocation) is not in any stage.
-    """
-    global _stage_seconds
-    previous, _stage_seconds = _stage_seconds, {}
-    try:
-        yield _stage_seconds
-    finally:
-        _stage_seconds = previous
-
-
 # Per-thread scratch buffers (column tiles, column gradients), kept between calls: a fresh
 # buffer per lane costs page faults that took longer than filling it.  Buffers larger than
 # _SCRATCH_KEPT bytes are not kept, so a one-off huge workspace is given back.
@@ -190,9 +137,12 @@ def use_wide_layout(geom: ConvGeometry) -> bool:
 
 
 # Lanes are kept to at most one per this many output positions of the call: a lane packs the
-# weights (K * R) for its products and, backward, adds a partial weight gradient of the same
-# size, which must stay a small share of its K * R multiply-adds per position.
-POSITIONS_PER_LANE = 32
+# weights (K * R) for its products, which must stay a small share of its K * R multiply-adds
+# per position (single-threaded OpenBLAS ran 512x4608 weights at 47 GFLOP/s on 32 columns, 71
+# on 128, 77 on 512, Zen 3).  Backward, a lane also reads and writes its partial weight
+# gradient, of the same size, once per tile: its lanes are twice as long.
+POSITIONS_PER_LANE = 128
+BACKWARD_POSITIONS_PER_LANE = 256
 
 
 def _min_lane_rows(geom: ConvGeometry) -> int:
@@ -206,7 +156,8 @@ def plan_lanes(geom: ConvGeometry, tiling: Tiling, backward: bool = False) -> li
     """The work items of a pass: ranges of images, or blocks of output rows of one image
     (see :func:`numbaconv._lanes.lane_bounds`), a function of the problem only."""
     work = 2 * geom.multiply_adds if backward else geom.multiply_adds
-    max_lanes = geom.n * geom.positions // POSITIONS_PER_LANE
+    per_lane = BACKWARD_POSITIONS_PER_LANE if backward else POSITIONS_PER_LANE
+    max_lanes = geom.n * geom.positions // per_lane
     min_rows = _min_lane_rows(geom) if tiling.split_rows else 0
     return lane_bounds(geom.n, work, geom.ho, min_rows, max_lanes)
 
@@ -221,9 +172,9 @@ def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Til
     least one output row of one image.  Images are cut into blocks of rows where the
     backward pass has fewer images than lanes (planes of the wide layout are never cut), and
     calls with few output positions and many filters use filter lanes (``_filter_lanes``)."""
-    key = (geom, itemsize, workspace, WIDE_BELOW, POSITIONS_PER_LANE, _lanes.SMALL_CALL,
-           _lanes.LANE_WORK, _lanes.LANES, _filter_lanes.MIN_BLOCK_ROWS,
-           _filter_lanes.FILTER_LANES_RATIO)
+    key = (geom, itemsize, workspace, WIDE_BELOW, POSITIONS_PER_LANE,
+           BACKWARD_POSITIONS_PER_LANE, _lanes.SMALL_CALL, _lanes.LANE_WORK, _lanes.LANES,
+           _filter_lanes.MIN_BLOCK_ROWS, _filter_lanes.FILTER_LANES_RATIO)
     tiling = _known_tilings.get(key)
     if tiling is None:
         if len(_known_tilings) >= 1024:
@@ -265,30 +216,40 @@ def _tile_shape(geom: ConvGeometry, tiling: Tiling, images: int,
 
 def im2col_blocks(x: np.ndarray, geom: ConvGeometry, out: np.ndarray | None = None,
                   serial: bool = False, wide: bool = False,
-                  out_rows: tuple[int, int] | None = None) -> np.ndarray:
+                  out_rows: tuple[int, int] | None = None,
+                  planes: tuple[int, int] | None = None) -> np.ndarray:
     """Columns of a validated, C-contiguous ``x`` for the output rows ``out_rows = (i0, i1)``
     (default all): per image ``(N, R, q)``, or ``(R, N, q)`` with ``wide`` (one matrix
-    ``(R, N*q)``); ``q = (i1 - i0) * Wo``.  ``out`` may have extra rows, left untouched."""
+    ``(R, N*q)``); ``q = (i1 - i0) * Wo``.  ``out`` may have extra rows, left untouched.
+    With ``planes = (p0, p1)``, only the rows of the planes ``p0 <= n*C + c < p1`` of ``x``
+    are written (into ``out``)."""
     i0, i1 = (0, geom.ho) if out_rows is None else out_rows
     if geom.is_pointwise and not wide and out is None:
         return x.reshape(x.shape[0], geom.c, geom.positions)[:, :, i0 * geom.wo:i1 * geom.wo]
     if out is None:
         out = np.empty(_cols_shape(geom.rows, x.shape[0], (i1 - i0) * geom.wo, wide),
                        dtype=x.dtype)
-    _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, out.size,
-                 x, *geom.kernel_args, i0, i1, out, wide, force_serial=serial)
+    p0, p1 = (0, x.shape[0] * x.shape[1]) if planes is None else planes
+    work = out.size * (p1 - p0) // max(x.shape[0] * x.shape[1], 1)
+    _kernels.run(_kernels.im2col_blocks, _kernels.im2col_blocks_serial, work,
+                 x, *geom.kernel_args, i0, i1, out, wide, p0, p1, force_serial=serial)
     return out
 
 
 def col2im_blocks(cols: np.ndarray, geom: ConvGeometry, dx: np.ndarray,
                   serial: bool = False, wide: bool = False,
-                  out_rows: tuple[int, int] | None = None, accumulate: bool = False) -> None:
+                  out_rows: tuple[int, int] | None = None, accumulate: bool = False,
+                  planes: tuple[int, int] | None = None) -> None:
     """Overwrite ``dx`` (C-contiguous ``(n, C, H, W)``) with col2im of ``cols`` (laid out as
     :func:`im2col_blocks` makes them, for the output rows ``out_rows``), or add it to ``dx``
-    with ``accumulate``."""
+    with ``accumulate``; with ``planes = (p0, p1)``, only in the planes
+    ``p0 <= n*C + c < p1`` of ``dx``."""
     i0, i1 = (0, geom.ho) if out_rows is None else out_rows
-    _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, cols.size,
-                 cols, *geom.kernel_args, i0, i1, dx, wide, accumulate, force_serial=serial)
+    p0, p1 = (0, dx.shape[0] * dx.shape[1]) if planes is None else planes
+    work = cols.size * (p1 - p0) // max(dx.shape[0] * dx.shape[1], 1)
+    _kernels.run(_kernels.col2im_blocks, _kernels.col2im_blocks_serial, work,
+                 cols, *geom.kernel_args, i0, i1, dx, wide, accumulate, p0, p1,
+                 force_serial=serial)
 
 
 def _column_tiles(
@@ -309,7 +270,7 @@ def _column_tiles(
         m1 = min(m0 + tiling.images, n)
         for i0 in range(rows[0], rows[1], tiling.out_rows):
             i1 = min(i0 + tiling.out_rows, rows[1])
-            with _Stage("im2col"):
+            with Stage("im2col"):
                 if buffer is None:
                     cols = im2col_blocks(x[m0:m1], geom, None, serial, wide, (i0, i1))
                 else:
@@ -484,14 +445,14 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
             x_kept[n0:n1] = x[n0:n1]
         for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial, (r0, r1)):
             out_tile = out3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
-            with _Stage("gemm"):
+            with Stage("gemm"):
                 if tiling.wide:  # (K, m*Q) -> (m, K, Q)
                     product = w_row @ cols.reshape(cols.shape[0], -1)
                     np.copyto(out_tile, product.reshape(k, m1 - m0, -1).transpose(1, 0, 2))
                 else:
                     np.matmul(w_row, cols, out=out_tile)
             if bias is not None and not tiling.bias_row:
-                with _Stage("bias"):
+                with Stage("bias"):
                     out_tile += bias[:, None]
 
     return forward_lane
@@ -535,12 +496,12 @@ def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         wide_out = _scratch_buffer("wide", wide_size, dtype)
-        seconds = None if _stage_seconds is None else np.zeros(4)  # None: not profiling
+        seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.forward_lane(
             x, x_copy, w_row, add_bias, out3, n0, n1, r0, r1, *geom.kernel_args, tiling.images,
             tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases, seconds)
         if seconds is not None:
-            _add_stage_seconds(seconds)
+            _stages.add_lane_seconds(seconds)
 
     return forward_lane
 
@@ -678,7 +639,7 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx
         dw_into = dw_part if tiling.bias_row else dw_part[:, :rows]
         for m0, m1, i0, i1, cols in _column_tiles(x[n0:n1], geom, tiling, serial, (r0, r1)):
             grad = dout3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
-            with _Stage("gemm"):
+            with Stage("gemm"):
                 if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
                     grad = np.ascontiguousarray(grad.transpose(1, 0, 2)).reshape(k, -1)
                 if not want_dw:
@@ -691,12 +652,12 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx
                         np.matmul(grad[m], cols[m].T, out=dw_into)
                         dw_lane += dw_part
             if not tiling.bias_row and want_dw:
-                with _Stage("bias"):
+                with Stage("bias"):
                     dw_lane[:, rows] += grad.sum(axis=(0, 2))
             if not want_dx:
                 continue
             dx_tile = dx[n0 + m0:n0 + m1]
-            with _Stage("gemm"):
+            with Stage("gemm"):
                 if not tiling.bias_row:  # pointwise: the column gradient is the input gradient
                     np.matmul(w_col, grad, out=dx3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo])
                     continue
@@ -707,7 +668,7 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx
                 else:
                     dcols = dcols.reshape(m1 - m0, rows, -1)
                     np.matmul(w_col, grad, out=dcols)
-            with _Stage("col2im"):
+            with Stage("col2im"):
                 col2im_blocks(dcols, geom, dx_tile, serial, tiling.wide, (i0, i1),
                               accumulate=accumulate or i0 > 0)
         return dw_lane
@@ -744,7 +705,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
     def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
         dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
-        seconds = None if _stage_seconds is None else np.zeros(4)  # None: not profiling
+        seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.backward_lane(
             images, dout3, w_col, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
             want_dx, want_dw, *geom.kernel_args,
@@ -753,7 +714,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
             phases, _scratch_buffer("dphases", dphases_size, dtype) if dphases_size else None,
             seconds)
         if seconds is not None:
-            _add_stage_seconds(seconds)
+            _stages.add_lane_seconds(seconds)
         return dw_lane.T if transposed else dw_lane  # (K, R + 1) either way
 
     return backward_lane

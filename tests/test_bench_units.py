@@ -260,9 +260,9 @@ def test_wait_for_idle_threads_waits_out_a_spinning_thread() -> None:
 def test_profile_reports_the_fastest_run_and_the_median_share(monkeypatch) -> None:
     import time
 
+    from numbaconv._stages import Stage as _Stage
     from numbaconv.bench import profile
     from numbaconv.bench.impls import Problem
-    from numbaconv.functional import _Stage
 
     naps = iter([0.0, 0.03, 0.01, 0.02])  # warm-up, then three timed runs
 

@@ -48,6 +48,7 @@ def row_blocks(monkeypatch):
     monkeypatch.setattr(_lanes, "SMALL_CALL", 0)
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
     monkeypatch.setattr(functional, "POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(functional, "BACKWARD_POSITIONS_PER_LANE", 1)
     monkeypatch.setattr(functional, "WIDE_BELOW", 0)  # planes of the wide layout are not cut
     monkeypatch.setattr(_filter_lanes, "MIN_BLOCK_ROWS", 4)  # many blocks of a few filters
 
@@ -89,6 +90,7 @@ _CHILD = textwrap.dedent("""
     import numbaconv
     from numbaconv import _filter_lanes, _lanes, functional
     _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
+    functional.BACKWARD_POSITIONS_PER_LANE = 1
     functional.WIDE_BELOW = 0
     _filter_lanes.MIN_BLOCK_ROWS = 4
     cases, dtype = json.loads(sys.argv[1]), np.dtype(sys.argv[2])
@@ -128,6 +130,7 @@ _GROUPED_CHILD = textwrap.dedent("""
     import numbaconv
     from numbaconv import _lanes, functional
     _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
+    functional.BACKWARD_POSITIONS_PER_LANE = 1
     dtype = np.dtype(sys.argv[1])
     digests = {}
     for threads in (1, 2, 3, 8, 16):

@@ -120,6 +120,7 @@ def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype):
     monkeypatch.setattr(_lanes, "SMALL_CALL", 0)
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
     monkeypatch.setattr(functional, "POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(functional, "BACKWARD_POSITIONS_PER_LANE", 1)
     results = []
     previous = numba.get_num_threads()
     try:
