@@ -66,20 +66,21 @@ def _now(seconds, clock):
 
 
 @njit(**INTERNAL)
-def _gemm(single, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
-    """``c`` (m x n, row stride ldc) = ``a`` (m x k) @ op(``b``) + beta * ``c``, row-major, with
-    op the transpose if ``trans_b``; ``a``, ``b``, ``c`` are the addresses of float32
-    (``single``) or float64 matrices.
+def _gemm(single, trans_a, trans_b, m, n, k, a, lda, b, ldb, beta, c, ldc):
+    """``c`` (m x n, row stride ldc) = op(``a``) (m x k) @ op(``b``) + beta * ``c``, row-major,
+    with op the transpose if ``trans_a`` / ``trans_b``; ``a``, ``b``, ``c`` are the addresses
+    of float32 (``single``) or float64 matrices.  (BLAS transposes as it packs: the weights'
+    transpose in the input gradient costs no copy.)
 
     The callers pass the flags as bools, ``beta`` as a float64 and everything else as int64
     (addresses converted once): one signature, compiled once."""
+    op_a = np.int32(TRANS if trans_a else NO_TRANS)
     op_b = np.int32(TRANS if trans_b else NO_TRANS)
     if single:
-        sgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, np.float32(1.0), a, lda,
-              b, ldb, np.float32(beta), c, ldc)
+        sgemm(np.int32(ROW_MAJOR), op_a, op_b, m, n, k, np.float32(1.0), a, lda, b, ldb,
+              np.float32(beta), c, ldc)
     else:
-        dgemm(np.int32(ROW_MAJOR), np.int32(NO_TRANS), op_b, m, n, k, 1.0, a, lda, b, ldb,
-              beta, c, ldc)
+        dgemm(np.int32(ROW_MAJOR), op_a, op_b, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc)
 
 
 @njit(cache=True, inline="always")
@@ -90,9 +91,11 @@ def _dw_gemm(single, transposed, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols,
     g @ cols^T, or, if ``transposed``, ``dw^T`` (rows_ext x K) = cols @ g^T; plus ``beta``
     times ``dw``."""
     if transposed:
-        _gemm(single, _TRUE, rows_ext, k_out, q, cols_at, ldcols, g_at, ldg, beta, dw_at, ld_dw)
+        _gemm(single, _FALSE, _TRUE, rows_ext, k_out, q, cols_at, ldcols, g_at, ldg, beta,
+              dw_at, ld_dw)
     else:
-        _gemm(single, _TRUE, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta, dw_at, ld_dw)
+        _gemm(single, _FALSE, _TRUE, k_out, rows_ext, q, g_at, ldg, cols_at, ldcols, beta,
+              dw_at, ld_dw)
 
 
 @njit(cache=True, inline="always")
@@ -203,7 +206,8 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
             t1 = _now(seconds, clock)
             if wide:  # one (K, m*Q) product, then (K, m, Q) -> (m, K, Q)
                 mq = (m1 - m0) * q
-                _gemm(single, _FALSE, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq, 0.0,
+                _gemm(single, _FALSE, _FALSE, k_out, mq, rows_ext, w_at, rows_ext, cols_at, mq,
+                      0.0,
                       wide_at, mq)
                 for m in range(m1 - m0):
                     for k in range(k_out):
@@ -216,7 +220,8 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
                         b_at, ldb = cols_at + (m - m0) * rows_ext * q * size, q
                     else:  # pointwise: the columns are x[m] itself
                         b_at, ldb = x_at + (m * rows_ext * q_all + i0 * wo) * size, q_all
-                    _gemm(single, _FALSE, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb, 0.0,
+                    _gemm(single, _FALSE, _FALSE, k_out, q, rows_ext, w_at, rows_ext, b_at, ldb,
+                          0.0,
                           out_at + (m * k_out * q_all + i0 * wo) * size, q_all)
                     if bias.size:  # pointwise: add the bias while the image's output is cached
                         t2 = _now(seconds, clock)
@@ -233,7 +238,7 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
 
 
 @njit(cache=True, nogil=True)
-def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
+def backward_lane(x, dout3, w_mat, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
                   want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows,
                   wide, bias_row, cols, dcols, grad, phases, dphases, seconds):
     """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` (output rows ``r0:r1``)
@@ -250,14 +255,14 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
     is merged into ``dx``."""
     clock = np.empty(2, dtype=np.int64)  # written by clock_gettime before it is read
     single, size = x.itemsize == 4, x.itemsize
-    rows, k_out = w_col.shape
+    k_out, rows = w_mat.shape
     rows_ext = rows + 1 if bias_row else rows
     q_all = np.int64(ho) * wo
     pointwise = not bias_row
     dout_flat = dout3.reshape(dout3.size)
     dw_flat = dw_lane.reshape(dw_lane.size)
     # Addresses for the products, as int64 (offsets below are in elements).
-    wc_at, dout_at = np.int64(w_col.ctypes.data), np.int64(dout3.ctypes.data)
+    w_at, dout_at = np.int64(w_mat.ctypes.data), np.int64(dout3.ctypes.data)
     dw_at, x_at = np.int64(dw_lane.ctypes.data), np.int64(x.ctypes.data)
     dx_at = np.int64(dx.ctypes.data)
     cols_at, dcols_at = np.int64(cols.ctypes.data), np.int64(dcols.ctypes.data)
@@ -293,8 +298,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                              beta, dw_at, ld_dw)
                 beta = 1.0
                 if want_dx:
-                    _gemm(single, _FALSE, rows, mq, k_out, wc_at, k_out, grad_at, mq, 0.0, dcols_at,
-                          mq)
+                    _gemm(single, _TRUE, _FALSE, rows, mq, k_out, w_at, rows, grad_at, mq, 0.0,
+                          dcols_at, mq)
             else:
                 for m in range(m0, m1):
                     g_at = dout_at + (m * k_out * q_all + i0 * wo) * size
@@ -308,7 +313,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                     beta = 1.0
                     if pointwise:  # the column gradient is the input gradient
                         if want_dx:
-                            _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                            _gemm(single, _TRUE, _FALSE, rows, q, k_out, w_at, rows, g_at, q_all,
+                                  0.0,
                                   dx_at + (m * rows * q_all + i0 * wo) * size, q_all)
                         # No row of ones: db is summed here, while the image's dout is cached.
                         t3 = _now(seconds, clock)
@@ -320,7 +326,8 @@ def backward_lane(x, dout3, w_col, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                             seconds[BIAS] += t4 - t3
                             seconds[GEMM] -= t4 - t3
                     elif want_dx:
-                        _gemm(single, _FALSE, rows, q, k_out, wc_at, k_out, g_at, q_all, 0.0,
+                        _gemm(single, _TRUE, _FALSE, rows, q, k_out, w_at, rows, g_at, q_all,
+                              0.0,
                               dcols_at + (m - m0) * rows * q * size, q)
             t2 = _now(seconds, clock)
             if not pointwise and want_dx:

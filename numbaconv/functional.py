@@ -570,18 +570,30 @@ def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeom
                                         tiling.workspace, im2col_blocks, col2im_blocks,
                                         want_dx, want_dw)
     else:
-        w_col = np.ascontiguousarray(w.reshape(k, rows).T)
-        dw_db = _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
+        # The products take W_row transposed as BLAS packs it: a transposed copy of large
+        # weights cost more than some layers' whole backward pass at batch 1.
+        dw_db = _image_lanes_backward(x, dout3, w.reshape(k, rows), dx, geom, tiling,
+                                      accumulate, phased,
                                       want_dx, want_dw)
-        dw = db = None
-        if want_dw:
-            dw, db = np.ascontiguousarray(dw_db[:, :rows]), dw_db[:, rows].copy()
+        dw, db = _split_weight_gradient(dw_db, rows) if want_dw else (None, None)
     if dw is not None:
         dw = dw.reshape(geom.w_shape)
     return (dx if want_dx else None), dw, db
 
 
-def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
+def _split_weight_gradient(dw_db: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(dW_row, db)``, C-contiguous ``(K, R)`` and ``(K,)``, from ``[dW_row | db]``, which
+    the lanes may hold transposed (see :func:`_dw_transposed`).  NumPy's copy of the
+    transpose took 14 ms for 512 x 4608 weights, a blocked transpose about 1 ms."""
+    held = dw_db.T
+    if not held.flags.c_contiguous:
+        return np.ascontiguousarray(dw_db[:, :rows]), dw_db[:, rows].copy()
+    dw = np.empty((held.shape[1], rows), dtype=held.dtype)
+    _kernels.transpose_batch_serial(held[:rows], dw, False)
+    return dw, held[rows].copy()
+
+
+def _image_lanes_backward(x, dout3, w_mat, dx, geom, tiling, accumulate, phased,
                           want_dx=True, want_dw=True):
     """Fill ``dx`` (if ``want_dx``) and return ``[dW_row | db]`` (K, R + 1; None without
     ``want_dw``) by lanes of images or rows."""
@@ -589,7 +601,7 @@ def _image_lanes_backward(x, dout3, w_col, dx, geom, tiling, accumulate, phased,
     # ran them, so they are available).
     fused = phased or use_fused_lanes()
     make_lane = _fused_backward_lane if fused else _python_backward_lane
-    backward_lane = make_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx, want_dw)
+    backward_lane = make_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx, want_dw)
     lanes = plan_lanes(geom, tiling, backward=True)
     lane_sum = _InOrderSum((geom.k, geom.rows + 1), x.dtype, lanes)
 
@@ -633,7 +645,7 @@ class _InOrderSum:
         return np.zeros(self.shape, self.dtype) if self.total is None else self.total
 
 
-def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=True,
+def _python_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=True,
                           want_dw=True):
     """The backward lane as NumPy calls (any BLAS): see :func:`_fused_backward_lane`."""
     k, rows, wo = geom.k, geom.rows, geom.wo
@@ -667,15 +679,15 @@ def _python_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx
             dx_tile = dx[n0 + m0:n0 + m1]
             with Stage("gemm"):
                 if not tiling.bias_row:  # pointwise: the column gradient is the input gradient
-                    np.matmul(w_col, grad, out=dx3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo])
+                    np.matmul(w_mat.T, grad, out=dx3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo])
                     continue
                 dcols = _scratch_buffer("dcols", (m1 - m0) * rows * (i1 - i0) * wo, x.dtype)
                 if tiling.wide:
                     dcols = dcols.reshape(rows, m1 - m0, -1)
-                    np.matmul(w_col, grad, out=dcols.reshape(rows, -1))
+                    np.matmul(w_mat.T, grad, out=dcols.reshape(rows, -1))
                 else:
                     dcols = dcols.reshape(m1 - m0, rows, -1)
-                    np.matmul(w_col, grad, out=dcols)
+                    np.matmul(w_mat.T, grad, out=dcols)
             with Stage("col2im"):
                 col2im_blocks(dcols, geom, dx_tile, serial, tiling.wide, (i0, i1),
                               accumulate=accumulate or i0 > 0)
@@ -692,7 +704,7 @@ def _dw_transposed(dtype: np.dtype, tiling: Tiling) -> bool:
     return dtype == np.float32 and tiling.bias_row
 
 
-def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=True,
+def _fused_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=True,
                          want_dw=True):
     """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
     ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
@@ -715,7 +727,7 @@ def _fused_backward_lane(x, dout3, w_col, dx, geom, tiling, accumulate, want_dx=
         cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.backward_lane(
-            images, dout3, w_col, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
+            images, dout3, w_mat, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
             want_dx, want_dw, *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
