@@ -72,15 +72,16 @@ def _image_groups(geom: ConvGeometry, itemsize: int, workspace: int) -> list[tup
     return [(g0, min(g0 + size, geom.n)) for g0 in range(0, geom.n, size)]
 
 
-def _images_inner(a: np.ndarray) -> np.ndarray:
-    """``(m, rows, Q)`` as the matrix ``(rows, m*Q)`` of the wide layout (a copy if m > 1)."""
+def images_inner(a: np.ndarray) -> np.ndarray:
+    """``(m, rows, Q)`` as the matrix ``(rows, m*Q)`` of the wide layout (a copy if m > 1);
+    the NumPy lanes of ``functional`` lay out their wide tiles with it too."""
     m, rows, q = a.shape
     if m == 1:
         return a.reshape(rows, q)
     return np.ascontiguousarray(a.transpose(1, 0, 2)).reshape(rows, m * q)
 
 
-def _store_images_outer(product: np.ndarray, out: np.ndarray,
+def store_images_outer(product: np.ndarray, out: np.ndarray,
                         bias: np.ndarray | None = None) -> None:
     """``out`` (m, rows, Q) = ``product`` (rows, m*Q), plus ``bias`` (rows,) if given."""
     m, rows, q = out.shape
@@ -142,7 +143,7 @@ def forward(x: np.ndarray, w_mat: np.ndarray, bias: np.ndarray | None, geom: Con
                 with Stage("gemm"):
                     product = w_mat[k0:k1] @ cols
                 with Stage("bias"):  # the bias, added while the images are laid out
-                    _store_images_outer(product, out[:, k0:k1],
+                    store_images_outer(product, out[:, k0:k1],
                                         None if bias is None else bias[k0:k1])
 
         run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in _blocks(geom.k, 1,
@@ -163,7 +164,7 @@ def backward(x: np.ndarray, dout3: np.ndarray, w_mat: np.ndarray, geom: ConvGeom
 
     for g0, g1 in _image_groups(geom, x.itemsize, workspace):
         m = g1 - g0
-        grad = _images_inner(dout3[g0:g1])  # (K, m*Q)
+        grad = images_inner(dout3[g0:g1])  # (K, m*Q)
         shared = _SharedColumns(x, geom, g0, g1, channel_blocks, im2col) if want_dw else None
         dcols = (np.empty((rows, m * q), dtype=x.dtype)
                  if want_dx and not geom.is_pointwise else None)
@@ -177,7 +178,7 @@ def backward(x: np.ndarray, dout3: np.ndarray, w_mat: np.ndarray, geom: ConvGeom
                     if g1 - g0 == 1:
                         np.matmul(w_mat[:, c0:c1].T, grad, out=dx3[0, c0:c1])
                     else:
-                        _store_images_outer(w_mat[:, c0:c1].T @ grad, dx3[:, c0:c1])
+                        store_images_outer(w_mat[:, c0:c1].T @ grad, dx3[:, c0:c1])
                 return
             with Stage("gemm"):
                 np.matmul(w_mat[:, c0 * ff:c1 * ff].T, grad, out=dcols[c0 * ff:c1 * ff])

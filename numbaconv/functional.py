@@ -446,7 +446,7 @@ def conv2d(
 
 def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     """The forward lane as NumPy calls (any BLAS): see :func:`_fused_forward_lane`."""
-    k, wo = geom.k, geom.wo
+    wo = geom.wo
 
     def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         if x_kept is not x and r0 == 0:
@@ -456,7 +456,7 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
             with Stage("gemm"):
                 if tiling.wide:  # (K, m*Q) -> (m, K, Q)
                     product = w_row @ cols.reshape(cols.shape[0], -1)
-                    np.copyto(out_tile, product.reshape(k, m1 - m0, -1).transpose(1, 0, 2))
+                    _filter_lanes.store_images_outer(product, out_tile)
                 else:
                     np.matmul(w_row, cols, out=out_tile)
             if bias is not None and not tiling.bias_row:
@@ -661,13 +661,11 @@ def _python_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx
             grad = dout3[n0 + m0:n0 + m1, :, i0 * wo:i1 * wo]
             with Stage("gemm"):
                 if tiling.wide:  # one product for the tile, on dout laid out as (K, m*Q)
-                    grad = np.ascontiguousarray(grad.transpose(1, 0, 2)).reshape(k, -1)
-                if not want_dw:
-                    pass
-                elif tiling.wide:
+                    grad = _filter_lanes.images_inner(grad)
+                if want_dw and tiling.wide:
                     np.dot(grad, cols.reshape(cols.shape[0], -1).T, out=dw_part)
                     dw_lane += dw_part
-                else:
+                elif want_dw:
                     for m in range(m1 - m0):
                         np.matmul(grad[m], cols[m].T, out=dw_into)
                         dw_lane += dw_part
