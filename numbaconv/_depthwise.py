@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from numbaconv._kernels import _copy, _zero
+from numbaconv._kernels import INTERNAL, _copy, _zero
 from numbaconv._pad_modes import ZEROS, source_index
 from numbaconv._padding import MODE_CODES
 from numbaconv._validation import ConvGeometry
@@ -73,6 +73,7 @@ class DepthwiseCache:
     w: np.ndarray
     geometry: ConvGeometry
     mode: str
+    work: tuple  # the kernels' arguments after their arrays (see _work)
 
 
 # --- plane buffers --------------------------------------------------------------------------
@@ -190,7 +191,7 @@ def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq
                       hi - lo)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq, zeros):
     """Padded plane ``src[s0 : s0 + h*w]`` into the batch buffer at image offset ``b0``, as
     :func:`_plan` says (the entries a window reads); border cells copy their source pixel.
@@ -349,8 +350,8 @@ def _item_range(item, chunks, ci, ni, n_img, n_ch):
     return c0, min(c0 + ci, n_ch), n0, min(n0 + ni, n_img), chunk
 
 
-@njit(cache=True)
-def _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, slots):
+@njit(cache=True, no_cfunc_wrapper=True)
+def tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, slots):
     """The plan of a buffer of ``slots`` planes (:func:`_plan`) and the tap offsets, shared by
     every item of a call."""
     hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
@@ -358,7 +359,7 @@ def _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, slots):
     return rows, cols, phases, _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, slots)
 
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
                sh, sw, zeros, kept):
     """The item's input planes into their slots, image by image (and copied to ``kept`` if
@@ -376,7 +377,7 @@ def _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows
 
 # --- forward --------------------------------------------------------------------------------
 
-@njit(cache=True, inline="always")
+@njit(**INTERNAL)
 def _channel_output(buf, offsets, wts, kk, value, obuf, o0, p0, count, fh, fw):
     """Positions ``p0 : p0 + count`` of filter ``kk`` (one channel's slots) into
     ``obuf[o0:]``."""
@@ -397,183 +398,125 @@ def _channel_output(buf, offsets, wts, kk, value, obuf, o0, p0, count, fh, fw):
                 _axpy(obuf, o0, wts[t + b], buf, offsets[a * fw + b] + p0, run)
 
 
-@njit(cache=True)
-def _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top, left,
-                  dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, obuf):
-    """Work item ``item``: the output planes of its channels and images (and, if ``x_kept``
-    is not empty, the copy of their input planes), with the buffers of its group."""
+@njit(cache=True, nogil=True)
+def forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, ni, fh, fw, sh,
+                  sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+    """Work items ``group, group + groups, ...``: the output planes of their channels and
+    images (and, if ``x_kept`` is not empty, the copy of their input planes), with one set of
+    buffers, allocated and zeroed once (every item writes what it reads, and the entries no
+    item writes stay zero).  The serial driver is this function with one group; the item
+    loop is not a kernel of its own, which Numba would link, optimise and emit once more."""
     n_img, n_ch, h, w = x.shape
     m = out.shape[1] // n_ch
-    c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
-    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
-    slots, plane = ci * ni, hq * wq
-    src, dst = x.reshape(x.size), out.reshape(out.size)
-    _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
-               sh, sw, mode == ZEROS, x_kept.reshape(x_kept.size))
-    count = (n1 - n0) * plane
-    for q in range(m):  # runs are rounded up: each spills into the next, written later
-        for c in range(c0, c1):
-            p0 = (c - c0) * ni * plane
-            kk = c * m + q
-            value = bias[kk] if bias.size > 0 else out.dtype.type(0)
-            _channel_output(buf, offsets, wts, kk, value, obuf, q * slots * plane + p0, p0,
-                            count, fh, fw)
-    out_size = ho * wo
-    for n in range(n0, n1):
-        for c in range(c0, c1):
-            for q in range(m):
-                o0 = (n * n_ch * m + c * m + q) * out_size
-                a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
-                for i in range(ho):
-                    _copy(dst, o0 + i * wo, 1, obuf, a0 + i * wq, 1, wo)
-
-
-@njit(cache=True)
-def _forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, ni, fh, fw, sh,
-                   sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
-    """Items ``group, group + groups, ...`` with one set of buffers (allocated and zeroed once:
-    every item writes what it reads, and the entries no item writes stay zero)."""
     _, _, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
-    m = out.shape[1] // x.shape[1]
-    slots = ci * ni
+    slots, plane = ci * ni, hq * wq
     buf = np.zeros(_buffer_entries(sh, sw, hq, wq, slots), dtype=x.dtype)
-    obuf = np.empty(m * slots * hq * wq + _RUN, dtype=x.dtype)  # slot-major, per multiplier
+    obuf = np.empty(m * slots * plane + _RUN, dtype=x.dtype)  # slot-major, per multiplier
+    src, dst, kept = x.reshape(x.size), out.reshape(out.size), x_kept.reshape(x_kept.size)
+    out_size = ho * wo
     for item in range(group, items, groups):
-        _forward_item(x, wts, bias, out, x_kept, item, chunks, ci, ni, fh, fw, sh, sw, top,
-                      left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, obuf)
+        c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
+        _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols,
+                   phases, sh, sw, mode == ZEROS, kept)
+        count = (n1 - n0) * plane
+        for q in range(m):  # runs are rounded up: each spills into the next, written later
+            for c in range(c0, c1):
+                p0 = (c - c0) * ni * plane
+                kk = c * m + q
+                value = bias[kk] if bias.size > 0 else out.dtype.type(0)
+                _channel_output(buf, offsets, wts, kk, value, obuf, q * slots * plane + p0, p0,
+                                count, fh, fw)
+        for n in range(n0, n1):
+            for c in range(c0, c1):
+                for q in range(m):
+                    o0 = (n * n_ch * m + c * m + q) * out_size
+                    a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                    for i in range(ho):
+                        _copy(dst, o0 + i * wo, 1, obuf, a0 + i * wq, 1, wo)
 
 
 @njit(cache=True, parallel=True)
-def forward_planes(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, top, left, dh,
-                   dw, ho, wo, mode):
+def forward_planes(x, wts, bias, out, x_kept, groups, items, chunks, ci, ni, fh, fw, sh, sw, top,
+                   left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
     """``out`` (N, C*m, Ho, Wo) = depthwise convolution of ``x`` (N, C, H, W) with the flat
     taps ``wts`` (``(C*m) * fh * fw``) plus ``bias`` (empty: none); ``x_kept`` (empty: not
     wanted) receives a copy of ``x``.  Work items are ``ci`` channels of ``ni`` images, in
-    ``chunks`` chunks of images."""
-    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
-                                          ci * ni)
-    items = (n_ch + ci - 1) // ci * chunks
-    groups = min(items, _GROUPS)
+    ``chunks`` chunks of images, handed out in ``groups`` groups (:func:`forward_group`);
+    ``rows`` to ``offsets`` are the buffer plan of :func:`tables`."""
     for group in prange(groups):
-        _forward_group(x, wts, bias, out, x_kept, np.int64(group), groups, items, chunks, ci, ni,
-                       fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
-                       offsets)
-
-
-@njit(cache=True, nogil=True)
-def forward_planes_serial(x, wts, bias, out, x_kept, chunks, ci, ni, fh, fw, sh, sw, top, left,
-                          dh, dw, ho, wo, mode):
-    """Serial driver of :func:`forward_planes`."""
-    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
-                                          ci * ni)
-    items = (n_ch + ci - 1) // ci * chunks
-    _forward_group(x, wts, bias, out, x_kept, 0, 1, items, chunks, ci, ni, fh, fw, sh, sw, top,
-                   left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+        forward_group(x, wts, bias, out, x_kept, np.int64(group), groups, items, chunks, ci, ni,
+                      fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
+                      offsets)
 
 
 # --- backward -------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh, sw,
-                   top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf, dbuf, grad,
-                   acc):
-    """Work item ``item``: ``dx`` of its planes, and its part (chunk) of ``dw`` and ``db`` for
-    its channels, with the buffers of its group."""
+@njit(cache=True, nogil=True)
+def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, chunks, ci, ni,
+                   fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
+    """Work items ``group, group + groups, ...`` (see :func:`forward_group`): ``dx`` of their
+    planes, and their parts (chunks) of ``dw`` and ``db`` for their channels, with one set of
+    buffers (the input gradient's buffer is zeroed by every item)."""
     n_img, n_ch, h, w = x.shape
     m = dout.shape[1] // n_ch
     taps = fh * fw
-    c0, c1, n0, n1, chunk = _item_range(item, chunks, ci, ni, n_img, n_ch)
-    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
-    slots, plane = ci * ni, hq * wq
-    _zero(dbuf, 0, dbuf.size)
-    src, dsrc, dst = x.reshape(x.size), dout.reshape(dout.size), dx.reshape(dx.size)
-    _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
-               sh, sw, mode == ZEROS, src[:0])
-    out_size = ho * wo
-    for n in range(n0, n1):
-        for c in range(c0, c1):
-            for q in range(m):
-                g0 = (n * n_ch * m + c * m + q) * out_size
-                a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
-                for i in range(ho):
-                    _copy(grad, a0 + i * wq, 1, dsrc, g0 + i * wo, 1, wo)
-    run = (n1 - n0) * plane  # exactly: the positions after are another channel's
-    for c in range(c0, c1):
-        p0 = (c - c0) * ni * plane
-        for q in range(m):
-            kk = c * m + q
-            g = q * slots * plane + p0
-            _zero(acc, 0, acc.size)
-            # A block of positions at a time, all taps, while it is in L1.  Blocks are whole
-            # multiples of _LANES, so position p still adds into running sum p mod _LANES.
-            for b0 in range(0, run, _BLOCK):
-                count = min(_BLOCK, run - b0)
-                for tap in range(taps):
-                    _axpy(dbuf, offsets[tap] + p0 + b0, wts[kk * taps + tap], grad, g + b0,
-                          count)
-                    _lane_sums(acc, tap * _LANES, grad[g + b0:], buf, offsets[tap] + p0 + b0,
-                               count, True)
-                _lane_sums(acc, taps * _LANES, grad[g + b0:], buf, 0, count, False)
-            for tap in range(taps):
-                dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * _LANES, _LANES)
-            db_parts[chunk, kk] = _pairwise_sum(acc, taps * _LANES, _LANES)
-    plane_size = h * w
-    for n in range(n0, n1):
-        for c in range(c0, c1):
-            _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
-                         (n * n_ch + c) * plane_size, h, w, top, left, rows, cols, phases, sw,
-                         mode)
-
-
-@njit(cache=True)
-def _backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, chunks, ci, ni,
-                    fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
-                    offsets):
-    """Items ``group, group + groups, ...`` with one set of buffers (see
-    :func:`_forward_group`; the input gradient's buffer is zeroed by every item)."""
     _, _, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
-    m = dout.shape[1] // x.shape[1]
-    slots, taps = ci * ni, fh * fw
+    slots, plane = ci * ni, hq * wq
     entries = _buffer_entries(sh, sw, hq, wq, slots)
     buf = np.zeros(entries, dtype=x.dtype)
     dbuf = np.empty(entries, dtype=x.dtype)
     # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
-    grad = np.zeros(m * slots * hq * wq + _RUN, dtype=x.dtype)
+    grad = np.zeros(m * slots * plane + _RUN, dtype=x.dtype)
     acc = np.empty((taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db
+    src, dsrc, dst = x.reshape(x.size), dout.reshape(dout.size), dx.reshape(dx.size)
+    out_size, plane_size = ho * wo, h * w
     for item in range(group, items, groups):
-        _backward_item(x, wts, dout, dx, dw_parts, db_parts, item, chunks, ci, ni, fh, fw, sh,
-                       sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets, buf,
-                       dbuf, grad, acc)
+        c0, c1, n0, n1, chunk = _item_range(item, chunks, ci, ni, n_img, n_ch)
+        _zero(dbuf, 0, dbuf.size)
+        _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols,
+                   phases, sh, sw, mode == ZEROS, src[:0])
+        for n in range(n0, n1):
+            for c in range(c0, c1):
+                for q in range(m):
+                    g0 = (n * n_ch * m + c * m + q) * out_size
+                    a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                    for i in range(ho):
+                        _copy(grad, a0 + i * wq, 1, dsrc, g0 + i * wo, 1, wo)
+        run = (n1 - n0) * plane  # exactly: the positions after are another channel's
+        for c in range(c0, c1):
+            p0 = (c - c0) * ni * plane
+            for q in range(m):
+                kk = c * m + q
+                g = q * slots * plane + p0
+                _zero(acc, 0, acc.size)
+                # A block of positions at a time, all taps, while it is in L1.  Blocks are
+                # whole multiples of _LANES, so position p adds into running sum p mod _LANES.
+                for b0 in range(0, run, _BLOCK):
+                    count = min(_BLOCK, run - b0)
+                    for tap in range(taps):
+                        at = offsets[tap] + p0 + b0
+                        _axpy(dbuf, at, wts[kk * taps + tap], grad, g + b0, count)
+                        _lane_sums(acc, tap * _LANES, grad[g + b0:], buf, at, count, True)
+                    _lane_sums(acc, taps * _LANES, grad[g + b0:], buf, 0, count, False)
+                for tap in range(taps):
+                    dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * _LANES, _LANES)
+                db_parts[chunk, kk] = _pairwise_sum(acc, taps * _LANES, _LANES)
+        for n in range(n0, n1):
+            for c in range(c0, c1):
+                _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
+                             (n * n_ch + c) * plane_size, h, w, top, left, rows, cols, phases,
+                             sw, mode)
 
 
 @njit(cache=True, parallel=True)
-def backward_planes(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw, sh, sw, top,
-                    left, dh, dw, ho, wo, mode):
+def backward_planes(x, wts, dout, dx, dw_parts, db_parts, groups, items, chunks, ci, ni, fh, fw,
+                    sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
     """``dx`` and, per chunk of images, the parts ``dw_parts[chunk]`` (K, fh*fw) and
     ``db_parts[chunk]`` (K) of the gradients of :func:`forward_planes`."""
-    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
-                                          ci * ni)
-    items = (n_ch + ci - 1) // ci * chunks
-    groups = min(items, _GROUPS)
     for group in prange(groups):
-        _backward_group(x, wts, dout, dx, dw_parts, db_parts, np.int64(group), groups, items,
-                        chunks, ci, ni, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows,
-                        cols, phases, offsets)
-
-
-@njit(cache=True, nogil=True)
-def backward_planes_serial(x, wts, dout, dx, dw_parts, db_parts, chunks, ci, ni, fh, fw, sh, sw,
-                           top, left, dh, dw, ho, wo, mode):
-    """Serial driver of :func:`backward_planes`."""
-    n_ch, h, w = x.shape[1], x.shape[2], x.shape[3]
-    rows, cols, phases, offsets = _tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode,
-                                          ci * ni)
-    items = (n_ch + ci - 1) // ci * chunks
-    _backward_group(x, wts, dout, dx, dw_parts, db_parts, 0, 1, items, chunks, ci, ni, fh, fw,
-                    sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets)
+        backward_group(x, wts, dout, dx, dw_parts, db_parts, np.int64(group), groups, items,
+                       chunks, ci, ni, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows,
+                       cols, phases, offsets)
 
 
 # --- the Python layer -----------------------------------------------------------------------
@@ -583,8 +526,25 @@ def _hyper(geom: ConvGeometry, mode: str) -> tuple[int, ...]:
             geom.wo, MODE_CODES[mode])
 
 
-def _serial(geom: ConvGeometry) -> bool:
-    return geom.n * geom.k * geom.positions * geom.fh * geom.fw < SERIAL_BELOW
+def _work(geom: ConvGeometry, mode: str) -> tuple:
+    """The arguments the kernels take after their arrays: ``groups, items, chunks, ci, ni``,
+    the hyperparameters and the buffer plan (:func:`tables`).  ``groups`` is 1 when the
+    problem is too small to be worth waking the threads (then the serial driver,
+    :func:`forward_group` or :func:`backward_group`, runs it)."""
+    chunks, ci, ni = _partition(geom)
+    items = -(-geom.c // ci) * chunks
+    serial = geom.n * geom.k * geom.positions * geom.fh * geom.fw < SERIAL_BELOW
+    hyper = _hyper(geom, mode)
+    plan = tables(geom.h, geom.w, *hyper, ci * ni)
+    return (1 if serial else min(items, _GROUPS), items, chunks, ci, ni, *hyper, *plan)
+
+
+def _launch(group_kernel, planes_kernel, arrays: tuple, work: tuple) -> None:
+    """Run every work item: one group in this thread, or the parallel driver's groups."""
+    if work[0] == 1:
+        group_kernel(*arrays, 0, *work)
+    else:
+        planes_kernel(*arrays, *work)
 
 
 def _partition(geom: ConvGeometry) -> tuple[int, int, int]:
@@ -592,8 +552,8 @@ def _partition(geom: ConvGeometry) -> tuple[int, int, int]:
     chunks of images), as many planes as fit a buffer of about ``_BATCH_ENTRIES`` entries,
     and at least ``_ITEMS`` items where the problem allows (a function of the problem only,
     never of the thread count)."""
-    _, _, hq, wq = _layout(geom.fh, geom.fw, geom.sh, geom.sw, geom.dh, geom.dw, geom.ho,
-                           geom.wo)
+    _, _, hq, wq = _layout.py_func(geom.fh, geom.fw, geom.sh, geom.sw, geom.dh, geom.dw,
+                                   geom.ho, geom.wo)
     slots = max(1, _BATCH_ENTRIES // (geom.sh * geom.sw * hq * wq))
     ni = max(1, min(geom.n, slots))
     ci = max(1, min(geom.c, slots // ni))
@@ -614,12 +574,12 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     out = np.empty(geom.out_shape, dtype=x.dtype)
     empty = np.empty(0, dtype=x.dtype)
     x_kept = np.empty_like(x) if keep and not private else empty.reshape(0, 0, 0, 0)
-    kernel = forward_planes_serial if _serial(geom) else forward_planes
-    kernel(x, w.reshape(-1), empty if bias is None else bias, out, x_kept, *_partition(geom),
-           *_hyper(geom, mode))
+    work = _work(geom, mode)
+    _launch(forward_group, forward_planes,
+            (x, w.reshape(-1), empty if bias is None else bias, out, x_kept), work)
     if not keep:
         return out, None
-    return out, DepthwiseCache(x if private else x_kept, w, geom, mode)
+    return out, DepthwiseCache(x if private else x_kept, w, geom, mode, work)
 
 
 def depthwise_backward(dout: np.ndarray, cache: DepthwiseCache
@@ -627,14 +587,13 @@ def depthwise_backward(dout: np.ndarray, cache: DepthwiseCache
     """``(dx, dw, db)`` of :func:`depthwise_forward` for a validated ``dout``."""
     geom, x = cache.geometry, cache.x
     w = np.ascontiguousarray(cache.w, dtype=x.dtype)
-    chunks, ci, ni = _partition(geom)
+    chunks = cache.work[2]
     dx = np.empty(geom.x_shape, dtype=x.dtype)
     taps = geom.fh * geom.fw
     dw_parts = np.empty((chunks, geom.k, taps), dtype=x.dtype)
     db_parts = np.empty((chunks, geom.k), dtype=x.dtype)
-    kernel = backward_planes_serial if _serial(geom) else backward_planes
-    kernel(x, w.reshape(-1), dout, dx, dw_parts, db_parts, chunks, ci, ni,
-           *_hyper(geom, cache.mode))
+    _launch(backward_group, backward_planes, (x, w.reshape(-1), dout, dx, dw_parts, db_parts),
+            cache.work)
     dw, db = dw_parts[0], db_parts[0]
     for chunk in range(1, chunks):  # in chunk order: the same sums for any thread count
         dw += dw_parts[chunk]
