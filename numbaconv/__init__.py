@@ -5,9 +5,9 @@ from numbaconv._threads import start_numba_threads_passively
 start_numba_threads_passively()
 
 from numbaconv import nn, reference  # noqa: E402  (submodules, after the core they build on)
+from numbaconv._conv1d import Conv1dCache, conv1d, conv1d_backward, conv1d_forward  # noqa: E402
 from numbaconv._validation import BackwardBeforeForwardError  # noqa: E402
 from numbaconv._version import __version__  # noqa: E402
-from numbaconv.conv1d import Conv1dCache, conv1d, conv1d_backward, conv1d_forward  # noqa: E402
 from numbaconv.functional import ConvCache, conv2d, conv2d_backward, conv2d_forward  # noqa: E402
 from numbaconv.indices import col2im_indices, im2col_indices  # noqa: E402
 from numbaconv.layer import Conv  # noqa: E402

@@ -218,6 +218,23 @@ def check_count(name: str, value: int) -> None:
             f"{name} = {value} is too large: sizes would overflow int64 indexing")
 
 
+def check_output_padding(output_padding: tuple[int, ...], stride: tuple[int, ...],
+                         dilation: tuple[int, ...]) -> None:
+    """Refuse a transposed convolution's output padding that is not smaller than either the
+    stride or the dilation on some axis, in PyTorch's words.  The values are per axis, (h, w)
+    or, for one axis, (length,): PyTorch runs a 1-D call as a 2-D one of height 1, and reports
+    it so, with an output padding of 0 and a stride and dilation of 1 for the height."""
+    if all(op < s or op < d for op, s, d in zip(output_padding, stride, dilation, strict=True)):
+        return
+    if len(output_padding) == 1:
+        output_padding, stride, dilation = (0, *output_padding), (1, *stride), (1, *dilation)
+    (oph, opw), (sh, sw), (dh, dw) = output_padding, stride, dilation
+    raise ValueError(
+        f"output padding must be smaller than either stride or dilation, but got "
+        f"output_padding_height: {oph} output_padding_width: {opw} stride_height: {sh} "
+        f"stride_width: {sw} dilation_height: {dh} dilation_width: {dw}")
+
+
 @dataclass(frozen=True, slots=True)
 class ConvGeometry:
     """Sizes and hyperparameters of one 2-D convolution, all validated Python ints.

@@ -29,6 +29,7 @@ from numbaconv._validation import (
     as_int,
     as_pair,
     check_ndim,
+    check_output_padding,
     check_same_dtype,
     make_geometry,
 )
@@ -70,11 +71,7 @@ def _prepare(x, w, b, stride, padding, output_padding, groups, dilation, op):
     ph, pw = as_pair("padding", padding, 0)
     dh, dw = as_pair("dilation", dilation, 1)
     oph, opw = as_pair("output_padding", output_padding, 0)
-    if not (oph < sh or oph < dh) or not (opw < sw or opw < dw):
-        raise ValueError(
-            f"output padding must be smaller than either stride or dilation, but got "
-            f"output_padding_height: {oph} output_padding_width: {opw} stride_height: {sh} "
-            f"stride_width: {sw} dilation_height: {dh} dilation_width: {dw}")
+    check_output_padding((oph, opw), (sh, sw), (dh, dw))
     n, _, h, wi = x.shape
     ho = (h - 1) * sh - 2 * ph + dh * (fh - 1) + oph + 1
     wo = (wi - 1) * sw - 2 * pw + dw * (fw - 1) + opw + 1

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbaconv._validation import IntPair, as_classic_hyperparameter, as_classic_int, as_pair
+from numbaconv._validation import (
+    IntPair,
+    as_classic_hyperparameter,
+    as_classic_int,
+    as_pair,
+    check_output_padding,
+)
 from numbaconv.layer import ClassicLayer, as_bias_flag, layer_dtype, layer_groups
 from numbaconv.transposed import (
     conv_transpose2d,
@@ -101,11 +107,7 @@ class ConvTranspose(ClassicLayer):
         (sh, sw), (ph, pw) = as_pair("stride", self.stride, 1), as_pair("padding", self.padding, 0)
         (dh, dw) = as_pair("dilation", self.dilation, 1)
         oph, opw = as_pair("output_padding", self.output_padding, 0)
-        if not (oph < sh or oph < dh) or not (opw < sw or opw < dw):
-            raise ValueError(
-                f"output padding must be smaller than either stride or dilation, but got "
-                f"output_padding={self.output_padding!r}, stride={self.stride!r}, "
-                f"dilation={self.dilation!r}")
+        check_output_padding((oph, opw), (sh, sw), (dh, dw))
         self.h_out = transposed_size(self.h_X, self.h_filter, sh, ph, dh, oph)
         self.w_out = transposed_size(self.w_X, self.w_filter, sw, pw, dw, opw)
         if self.h_out < 1 or self.w_out < 1:

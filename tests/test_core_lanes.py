@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _lanes, functional
+from numbaconv import _backward, _lanes, _tiling, functional
 from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
 
 TAG = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
@@ -68,8 +68,8 @@ def run_conv(x, w, b, dout, stride, padding, dilation, workspace):
 def test_lanes_match_naive_and_are_deterministic(many_lanes, monkeypatch, rng, assert_close,
                                                  fused, workspace, x_shape, w_shape, stride,
                                                  padding, dilation, wide_below, dtype):
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
-    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
     args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, dtype)
 
     previous = numba.get_num_threads()
@@ -95,9 +95,9 @@ def test_both_weight_gradient_layouts_match_naive(many_lanes, monkeypatch, rng, 
                                                   transposed, workspace, x_shape, w_shape,
                                                   stride, padding, dilation, wide_below):
     """The Numba lanes compute the weight gradient as (K, R + 1) or transposed, by dtype and
-    layer (``functional._dw_transposed``): both layouts, in float64, against the naive loops."""
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
-    monkeypatch.setattr(functional, "_dw_transposed", lambda dtype, tiling: transposed)
+    layer (``_backward._dw_transposed``): both layouts, in float64, against the naive loops."""
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_backward, "_dw_transposed", lambda dtype, tiling: transposed)
     args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, np.float64)
     got = run_conv(*args, stride, padding, dilation, workspace)
     for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
@@ -129,11 +129,12 @@ def test_every_uninitialised_buffer_is_overwritten(many_lanes, monkeypatch, rng,
                                                     dilation, wide_below):
     """Outputs, partial sums and scratch buffers come from ``np.empty``: with NaN in every one
     of them, the results still match the naive loops."""
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
-    monkeypatch.setattr(functional, "FUSED_LANES", fused)
-    monkeypatch.setattr(functional, "_scratch", threading.local())  # fresh, poisoned buffers
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
+    monkeypatch.setattr(_tiling, "_scratch", threading.local())  # fresh, poisoned buffers
     args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, np.float64)
-    monkeypatch.setattr(functional, "np", _PoisonedNumpy())
+    for module in (functional, _tiling, _backward):  # the forward, shared and backward code
+        monkeypatch.setattr(module, "np", _PoisonedNumpy())
     got = run_conv(*args, stride, padding, dilation, None)
     for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
         assert_close(g, e, np.float64, name)
@@ -162,12 +163,12 @@ def test_strided_im2col_by_stride_phase(many_lanes, monkeypatch, rng, assert_clo
                                         dtype):
     """The Numba lanes' im2col and col2im through images split by stride phase give the same
     bits as the strided copies and adds; both match the naive loops."""
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
     args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, dtype)
-    monkeypatch.setattr(functional, "PHASE_SPLIT_FROM", 0)  # split whenever strided
+    monkeypatch.setattr(_tiling, "PHASE_SPLIT_FROM", 0)  # split whenever strided
     results = []
     for split in (True, False):
-        monkeypatch.setattr(functional, "STRIDE_PHASE_SPLIT", split)
+        monkeypatch.setattr(_tiling, "STRIDE_PHASE_SPLIT", split)
         results.append(run_conv(*args, stride, padding, dilation, workspace))
     for name, got, want in zip(("out", "dx", "dw", "db"), results[0], expected, strict=True):
         assert_close(got, want, dtype, name)
@@ -184,7 +185,7 @@ def test_writing_into_x_after_forward_does_not_change_gradients(many_lanes, monk
     """The forward pass keeps its own copy of the images (the Numba lanes make it inside the
     kernel, tile by tile, or keep the images split by stride phase), so a caller reusing its
     input buffer cannot change the gradients."""
-    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
     x = rng.standard_normal((6, 3, 9, 9))
     w = rng.standard_normal((4, 3, 3, 3))
     dout = rng.standard_normal((6, 4, 9 // stride + 9 % stride, 9 // stride + 9 % stride))
@@ -205,7 +206,7 @@ def test_input_kept_split_by_phase_needs_no_numba_lanes_setting(monkeypatch, rng
     dout = rng.standard_normal((2, 4, 4, 4))
     _, cache = numbaconv.conv2d_forward(x, w, None, 2, 1)
     assert cache.phased and cache.x.ndim == 1
-    monkeypatch.setattr(functional, "FUSED_LANES", False)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", False)
     got = numbaconv.conv2d_backward(dout, cache)
     expected = naive_conv2d_backward(dout, x, w, 2, 1)
     for name, g, e in zip(("dx", "dw", "db"), got, expected, strict=True):
@@ -220,9 +221,9 @@ def test_scratch_buffers_are_reused_across_calls_and_dtypes(rng, assert_close):
     for dtype in (np.float64, np.float32, np.float64):
         out, _ = numbaconv.conv2d_forward(x.astype(dtype), w.astype(dtype), None, 1, 1)
         assert_close(out, expected, dtype, "out")
-    kept = functional._scratch.cols
+    kept = _tiling._scratch.cols
     numbaconv.conv2d_forward(x, w, None, 1, 1)
-    assert functional._scratch.cols is kept
+    assert _tiling._scratch.cols is kept
 
 
 def _images(bounds):

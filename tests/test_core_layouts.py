@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import functional
+from numbaconv import _tiling
 from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
 
 TAG = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
@@ -27,8 +27,8 @@ CASES = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda d: TAG[np.dtype(d)])
 def test_layouts_match_naive(monkeypatch, rng, assert_close, fused, wide_below, workspace,
                              x_shape, w_shape, stride, padding, dilation, dtype):
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
-    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
     x = rng.standard_normal(x_shape)
     w = rng.standard_normal(w_shape)
     b = rng.standard_normal(w_shape[0])
@@ -45,7 +45,7 @@ def test_layouts_match_naive(monkeypatch, rng, assert_close, fused, wide_below, 
 
 @pytest.mark.parametrize("wide_below", [0, 10**9], ids=["per-image", "wide"])
 def test_layouts_deterministic_across_threads(monkeypatch, rng, wide_below):
-    monkeypatch.setattr(functional, "WIDE_BELOW", wide_below)
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
     x = rng.standard_normal((12, 16, 13, 11)).astype(np.float32)
     w = rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
     dout = rng.standard_normal((12, 32, 13, 11)).astype(np.float32)

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _filter_lanes, _lanes, functional
+from numbaconv import _filter_lanes, _lanes, _tiling, functional
 from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
 
 # (N, C, H, W, K, kernel, stride, padding, dilation)
@@ -47,9 +47,9 @@ def row_blocks(monkeypatch):
     """Lanes of very little work, so that small images are cut into many row blocks."""
     monkeypatch.setattr(_lanes, "SMALL_CALL", 0)
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
-    monkeypatch.setattr(functional, "POSITIONS_PER_LANE", 1)
-    monkeypatch.setattr(functional, "BACKWARD_POSITIONS_PER_LANE", 1)
-    monkeypatch.setattr(functional, "WIDE_BELOW", 0)  # planes of the wide layout are not cut
+    monkeypatch.setattr(_tiling, "POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(_tiling, "BACKWARD_POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(_tiling, "WIDE_BELOW", 0)  # planes of the wide layout are not cut
     monkeypatch.setattr(_filter_lanes, "MIN_BLOCK_ROWS", 4)  # many blocks of a few filters
 
 
@@ -66,7 +66,7 @@ def _data(case, dtype, seed=0):
 @pytest.mark.parametrize("case", CASES + FILTER_CASES)
 def test_small_batch_lanes_match_the_naive_loops(row_blocks, monkeypatch, case, fused,
                                                  assert_close):
-    monkeypatch.setattr(functional, "FUSED_LANES", fused)
+    monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
     *_, s, p, d = case
     x, w, b = _data(case, np.float64)
     out, cache = numbaconv.conv2d_forward(x, w, b, s, p, d)
@@ -88,10 +88,10 @@ _CHILD = textwrap.dedent("""
     import hashlib, json, sys
     import numba, numpy as np
     import numbaconv
-    from numbaconv import _filter_lanes, _lanes, functional
-    _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
-    functional.BACKWARD_POSITIONS_PER_LANE = 1
-    functional.WIDE_BELOW = 0
+    from numbaconv import _filter_lanes, _lanes, _tiling
+    _lanes.SMALL_CALL, _lanes.LANE_WORK, _tiling.POSITIONS_PER_LANE = 0, 1, 1
+    _tiling.BACKWARD_POSITIONS_PER_LANE = 1
+    _tiling.WIDE_BELOW = 0
     _filter_lanes.MIN_BLOCK_ROWS = 4
     cases, dtype = json.loads(sys.argv[1]), np.dtype(sys.argv[2])
     digests = {}
@@ -128,9 +128,9 @@ _GROUPED_CHILD = textwrap.dedent("""
     import hashlib, json, sys
     import numba, numpy as np
     import numbaconv
-    from numbaconv import _lanes, functional
-    _lanes.SMALL_CALL, _lanes.LANE_WORK, functional.POSITIONS_PER_LANE = 0, 1, 1
-    functional.BACKWARD_POSITIONS_PER_LANE = 1
+    from numbaconv import _lanes, _tiling
+    _lanes.SMALL_CALL, _lanes.LANE_WORK, _tiling.POSITIONS_PER_LANE = 0, 1, 1
+    _tiling.BACKWARD_POSITIONS_PER_LANE = 1
     dtype = np.dtype(sys.argv[1])
     digests = {}
     for threads in (1, 2, 3, 8, 16):

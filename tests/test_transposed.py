@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _lanes, functional
+from numbaconv import _lanes, _tiling
 from numbaconv.reference import naive_conv_transpose2d_backward, naive_conv_transpose2d_forward
 
 torch = pytest.importorskip("torch")
@@ -119,8 +119,8 @@ def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype):
     """Lanes of little work, so that the calls are cut into many lanes (rows, filters)."""
     monkeypatch.setattr(_lanes, "SMALL_CALL", 0)
     monkeypatch.setattr(_lanes, "LANE_WORK", 1)
-    monkeypatch.setattr(functional, "POSITIONS_PER_LANE", 1)
-    monkeypatch.setattr(functional, "BACKWARD_POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(_tiling, "POSITIONS_PER_LANE", 1)
+    monkeypatch.setattr(_tiling, "BACKWARD_POSITIONS_PER_LANE", 1)
     results = []
     previous = numba.get_num_threads()
     try:

@@ -1,9 +1,11 @@
 """Griffe extension of the documentation build: a name that a package imports from the
 submodule of the same name is the imported object, as at run time.
 
-``numbaconv/__init__.py`` runs ``from numbaconv.conv1d import conv1d``.  In Python the name
-``numbaconv.conv1d`` is then the function, but griffe keeps the submodule there (and says
-so in its debug log), so the API reference would leave the function out.  For every such
+``numbaconv/__init__.py`` used to run ``from numbaconv.conv1d import conv1d`` (the module is
+``numbaconv._conv1d`` now, so no name of the package is shadowed today and this extension
+changes nothing; it stays as a guard).  In Python the name ``numbaconv.conv1d`` was then the
+function, but griffe kept the submodule there (and said so in its debug log), so the API
+reference would have left the function out.  For every such
 name this extension makes the package's member an alias of the imported object.  The
 package's other aliases into that submodule (``conv1d_forward``, ...) are resolved first,
 since their paths go through the name that changes; the new alias takes the line of their

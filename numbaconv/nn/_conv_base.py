@@ -18,6 +18,7 @@ from numbaconv._validation import (
     as_int,
     as_pair,
     as_positive_int,
+    check_output_padding,
     input_shape_hint,
 )
 from numbaconv.layer import WeightsAndBias, as_bias_flag, layer_dtype, layer_groups
@@ -107,12 +108,7 @@ class ConvLayer(WeightsAndBias):
         if self.transposed:
             self.padding: object = as_ntuple("padding", padding, n, 0)
             self.output_padding = as_ntuple("output_padding", output_padding, n, 0)
-            for op, s, d in zip(self.output_padding, self.stride, self.dilation, strict=True):
-                if op >= s and op >= d:
-                    raise ValueError(
-                        f"output padding must be smaller than either stride or dilation, but "
-                        f"got output_padding={self.output_padding}, stride={self.stride}, "
-                        f"dilation={self.dilation}")
+            check_output_padding(self.output_padding, self.stride, self.dilation)
             shape = (self.in_channels, self.out_channels // self.groups, *self.kernel_size)
         else:
             self.padding = conv_padding(padding, n, self.kernel_size, self.stride, self.dilation)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from numbaconv._conv1d import conv1d, conv1d_backward, conv1d_forward
 from numbaconv._padding import Padding
 from numbaconv._validation import IntPair
-from numbaconv.conv1d import conv1d, conv1d_backward, conv1d_forward
 from numbaconv.functional import conv2d, conv2d_backward, conv2d_forward
 from numbaconv.nn._conv_base import ConvLayer
 from numbaconv.transposed import (
