@@ -66,6 +66,11 @@ def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeom
     return (dx if want_dx else None), dw, db
 
 
+# Weight gradients smaller than this are transposed by NumPy (its strided copy is slow only
+# for large matrices, and the blocked kernel costs 0.6 s to compile on a first call).
+_NUMPY_TRANSPOSE_BELOW = 1 << 16
+
+
 def _split_weight_gradient(dw_db: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
     """``(dW_row, db)``, C-contiguous ``(K, R)`` and ``(K,)``, from ``[dW_row | db]``, which
     the lanes may hold transposed (see :func:`_dw_transposed`).  NumPy's copy of the
@@ -73,6 +78,8 @@ def _split_weight_gradient(dw_db: np.ndarray, rows: int) -> tuple[np.ndarray, np
     held = dw_db.T
     if not held.flags.c_contiguous:
         return np.ascontiguousarray(dw_db[:, :rows]), dw_db[:, rows].copy()
+    if held.size < _NUMPY_TRANSPOSE_BELOW:  # no kernel to compile for small layers
+        return np.ascontiguousarray(dw_db[:, :rows]), held[rows].copy()
     dw = np.empty((held.shape[1], rows), dtype=held.dtype)
     _kernels.transpose_batch_serial(held[:rows], dw, False)
     return dw, held[rows].copy()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _filter_lanes, _lane_kernels, _stages, _tiling
+from numbaconv import _filter_lanes, _lane_kernels, _stages
 from numbaconv._backward import backward_pass
 from numbaconv._lanes import run_lanes
 from numbaconv._padding import Padding
@@ -42,23 +42,6 @@ from numbaconv._validation import (
     check_workspace,
     make_geometry,
 )
-
-# The tunables of the tiling and of the lanes (see numbaconv._tiling): read here as they are
-# there now.  Setting one here changes nothing: set numbaconv._tiling's.
-_TUNABLES = frozenset({
-    "DEFAULT_WORKSPACE", "MIN_TILE_POSITIONS", "WIDE_BELOW", "PHASE_SPLIT_FROM",
-    "STRIDE_PHASE_SPLIT", "FUSED_LANES", "POSITIONS_PER_LANE", "BACKWARD_POSITIONS_PER_LANE",
-})
-
-
-def __getattr__(name: str) -> object:
-    if name in _TUNABLES:
-        return getattr(_tiling, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_TUNABLES})
 
 
 @dataclass(frozen=True)
