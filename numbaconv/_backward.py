@@ -16,13 +16,19 @@ import threading
 import numpy as np
 
 from numbaconv import _filter_lanes, _kernels, _lane_kernels, _stages
-from numbaconv._lanes import Lane, run_lanes
+from numbaconv._lanes import (
+    Lane,
+    lane_waves,
+    parallel_lane_threads,
+    run_lanes,
+    single_threaded_blas,
+)
+from numbaconv._scratch import _scratch_buffer, thread_scratch
 from numbaconv._stages import Stage
 from numbaconv._tiling import (
     Tiling,
     _column_tiles,
     _phases_size,
-    _scratch_buffer,
     _tile_shape,
     col2im_blocks,
     im2col_blocks,
@@ -92,17 +98,24 @@ def _image_lanes_backward(x, dout3, w_mat, dx, geom, tiling, accumulate, phased,
     # An input kept split by stride phase is read by the Numba lanes only (the forward pass
     # ran them, so they are available).
     fused = phased or use_fused_lanes()
+    lanes = plan_lanes(geom, tiling, backward=True)
+    waves = 2 if accumulate and want_dx else 1
+    threads = parallel_lane_threads(lanes) if fused else 0
+    if threads:
+        return _parallel_backward_lanes(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx,
+                                        want_dw, lane_waves(lanes, waves), threads)
     make_lane = _fused_backward_lane if fused else _python_backward_lane
     backward_lane = make_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx, want_dw)
-    lanes = plan_lanes(geom, tiling, backward=True)
-    lane_sum = _InOrderSum((geom.k, geom.rows + 1), x.dtype, lanes)
+    # The parts are added in the order the lanes start, as the parallel call adds them.
+    lane_sum = _InOrderSum((geom.k, geom.rows + 1), x.dtype,
+                           [lane for wave in lane_waves(lanes, waves) for lane in wave])
 
     def lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
         part = backward_lane(n0, n1, r0, r1, serial)
         if want_dw:
             lane_sum.add((n0, r0), part)
 
-    run_lanes(lane, lanes, waves=2 if accumulate and want_dx else 1)
+    run_lanes(lane, lanes, waves=waves)
     return lane_sum.result() if want_dw else None
 
 
@@ -194,32 +207,42 @@ def _dw_transposed(dtype: np.dtype, tiling: Tiling) -> bool:
     return dtype == np.float32 and tiling.bias_row
 
 
-def _fused_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=True,
-                         want_dw=True):
-    """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
-    ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
-    dtype, k, rows = x.dtype, geom.k, geom.rows
-    empty = np.empty(0, dtype=dtype)
+def _fused_lane_scratch(x, dx, geom, tiling):
+    """``(images, phases, transposed, dw_shape, cols_size, dcols_size, grad_size,
+    dphases_size)`` of the Numba backward lanes."""
+    k, rows = geom.k, geom.rows
     tile_positions = tiling.out_rows * geom.wo
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tile_positions))
+    if not tiling.bias_row:  # pointwise: the input is its own columns
+        cols_size = 0
     # Pointwise: the column gradient is written straight into dx.
     dcols_size = tiling.images * rows * tile_positions if tiling.bias_row else 0
     grad_size = k * tiling.images * geom.positions if tiling.wide else 0
     dphases_size = _phases_size(geom, tiling, gradient=True)
     # Kept split by stride phase (flat): the lanes read the phases, and dx gives the shape.
     phases, images = (x, dx) if x.ndim == 1 else (None, x)
-
-    transposed = _dw_transposed(dtype, tiling)
+    transposed = _dw_transposed(x.dtype, tiling)
     dw_shape = (rows + 1, k) if transposed else (k, rows + 1)
+    return (images, phases, transposed, dw_shape, cols_size, dcols_size, grad_size,
+            dphases_size)
+
+
+def _fused_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=True,
+                         want_dw=True):
+    """The backward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``):
+    ``dx[n0:n1]``, and the lane's ``[dw | db]``."""
+    dtype = x.dtype
+    (images, phases, transposed, dw_shape, cols_size, dcols_size, grad_size,
+     dphases_size) = _fused_lane_scratch(x, dx, geom, tiling)
 
     def backward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> np.ndarray:
         dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
-        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
         seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.backward_lane(
             images, dout3, w_mat, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
             want_dx, want_dw, *geom.kernel_args,
-            tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row, cols,
+            tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row,
+            _scratch_buffer("cols", cols_size, dtype),
             _scratch_buffer("dcols", dcols_size, dtype), _scratch_buffer("grad", grad_size, dtype),
             phases, _scratch_buffer("dphases", dphases_size, dtype) if dphases_size else None,
             seconds)
@@ -228,3 +251,43 @@ def _fused_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=
         return dw_lane.T if transposed else dw_lane  # (K, R + 1) either way
 
     return backward_lane
+
+
+# Lanes per parallel backward call at most, beyond one per thread: each holds its part of the
+# weight gradient until the call adds them up.
+_PARTS_BYTES = 64 * 2**20
+
+
+def _parallel_backward_lanes(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx, want_dw,
+                             waves, threads):
+    """The backward lanes as parallel Numba calls, wave after wave, each with a bounded
+    number of lanes whose weight-gradient parts the call adds in lane order; returns
+    ``[dW_row | db]`` (K, R + 1) (None without ``want_dw``)."""
+    dtype = x.dtype
+    (images, phases, transposed, dw_shape, cols_size, dcols_size, grad_size,
+     dphases_size) = _fused_lane_scratch(x, dx, geom, tiling)
+    part_bytes = math.prod(dw_shape) * dtype.itemsize
+    per_call = min(max(threads, _PARTS_BYTES // part_bytes), max(map(len, waves)))
+    parts = np.empty((per_call, *dw_shape), dtype=dtype)
+    total = np.empty(dw_shape, dtype=dtype)
+    cols = thread_scratch("cols", threads, cols_size, dtype)
+    dcols = thread_scratch("dcols", threads, dcols_size, dtype)
+    grad = thread_scratch("grad", threads, grad_size, dtype)
+    dphases = thread_scratch("dphases", threads, dphases_size, dtype) if dphases_size else None
+    first = True
+    with single_threaded_blas():
+        for wave in waves:
+            for start in range(0, len(wave), per_call):
+                lanes = np.array(wave[start:start + per_call], dtype=np.int64)
+                seconds = np.zeros((len(lanes), 4)) if _stages.profiling() else None
+                _lane_kernels.backward_lanes(
+                    lanes, images, dout3, w_mat, dx, parts[:len(lanes)], transposed,
+                    accumulate, want_dx, want_dw, *geom.kernel_args, tiling.images,
+                    tiling.out_rows, tiling.wide, tiling.bias_row, cols, dcols, grad, phases,
+                    dphases, seconds, total, first)
+                first = False
+                if seconds is not None:
+                    _stages.add_lane_seconds(seconds.sum(axis=0))
+    if not want_dw:
+        return None
+    return total.T if transposed else total  # (K, R + 1) either way

@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from numba import njit, types
+from numba import get_thread_id, njit, prange, types
 
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
 from numbaconv._kernels import (
@@ -338,3 +338,70 @@ def backward_lane(x, dout3, w_mat, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
                 seconds[IM2COL] += t1 - t0
                 seconds[GEMM] += t2 - t1
                 seconds[COL2IM] += t3 - t2
+
+
+# --- every lane of a call in one parallel call -----------------------------------------------
+#
+# Lane k is row k of ``lanes`` (n0, n1, r0, r1).  Each thread works in its own row of the
+# scratch arrays (``cols[get_thread_id()]`` ...); lanes write disjoint parts of the outputs, so
+# which thread runs which lane changes no result.
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def forward_lanes(lanes, x, x_kept, w_ext, bias, out3, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                  images, out_rows, wide, bias_row, cols, wide_out, phases, seconds):
+    """:func:`forward_lane` for every lane; ``seconds`` is None or one row per lane."""
+    for k in prange(lanes.shape[0]):
+        t = get_thread_id()
+        n0, n1, r0, r1 = lanes[k, 0], lanes[k, 1], lanes[k, 2], lanes[k, 3]
+        if seconds is None:
+            forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, ph, pw,
+                         dh, dw, ho, wo, images, out_rows, wide, bias_row, cols[t],
+                         wide_out[t], phases, None)
+        else:
+            forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, ph, pw,
+                         dh, dw, ho, wo, images, out_rows, wide, bias_row, cols[t],
+                         wide_out[t], phases, seconds[k])
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumulate, want_dx,
+                   want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide,
+                   bias_row, cols, dcols, grad, phases, dphases, seconds, dw_total, first):
+    """:func:`backward_lane` for every lane, lane k's part of the weight gradient into
+    ``dw_parts[k]``; then, with ``want_dw``, the parts added to ``dw_total`` in lane order
+    (``first``: ``dw_total`` is the first part, not what it holds).  Every entry is summed
+    in that order, by one thread: the same sums for any thread count."""
+    for k in prange(lanes.shape[0]):
+        t = get_thread_id()
+        n0, n1, r0, r1 = lanes[k, 0], lanes[k, 1], lanes[k, 2], lanes[k, 3]
+        # None arguments select what is compiled, so each call names them.
+        if dphases is None and seconds is None:
+            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
+                          None, None)
+        elif dphases is None:
+            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
+                          None, seconds[k])
+        elif seconds is None:
+            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
+                          dphases[t], None)
+        else:
+            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
+                          dphases[t], seconds[k])
+    if want_dw:
+        parts = dw_parts.reshape(dw_parts.shape[0], dw_total.size)
+        total = dw_total.reshape(dw_total.size)
+        n_parts = lanes.shape[0]
+        for e in prange(total.size):
+            acc = parts[0, e] if first else total[e] + parts[0, e]
+            for k in range(1, n_parts):
+                acc += parts[k, e]
+            total[e] = acc

@@ -155,6 +155,42 @@ def lane_bounds(n: int, multiply_adds: int, rows: int = 1, min_rows: int = 0,
             for m in range(n) for block in range(blocks)]
 
 
+def lane_waves(bounds: list[Lane], waves: int = 1) -> list[list[Lane]]:
+    """The lanes in the order they run, cut into waves that run one after the other.
+
+    With ``waves = 2`` the lanes that are odd row blocks of an image (``i0 > 0`` and an odd
+    block) form a second wave, which starts only once the first has finished: then lanes
+    that run together never write the same rows of an input gradient.  Partial sums over
+    lanes are added in this order, whoever runs the lanes."""
+    return [[bounds[k] for k in wave] for wave in _wave_order(bounds, waves)]
+
+
+def _wave_order(bounds: list[Lane], waves: int) -> list[list[int]]:
+    """:func:`lane_waves` as indices into ``bounds``."""
+    if waves == 1:
+        return [list(range(len(bounds)))] if bounds else []
+    odd = _odd_row_blocks(bounds)
+    first = [k for k in range(len(bounds)) if not odd[k]]
+    second = [k for k in range(len(bounds)) if odd[k]]
+    return [wave for wave in (first, second) if wave]
+
+
+def parallel_lane_threads(bounds: list[Lane]) -> int:
+    """The threads that one parallel Numba call of all the lanes ``bounds`` would use, or 0
+    where the lanes should run one call per lane through :func:`run_lanes`: a single lane,
+    a single thread, a call made inside a lane (the threads are busy with the outer lanes),
+    or a BLAS whose thread count cannot be held at one.
+
+    One parallel call hands the lanes to Numba's thread pool in about 2 microseconds; a
+    Python thread pool took 85 to 95 (and every lane then holds the GIL for a while)."""
+    if len(bounds) < 2 or getattr(_in_lane, "active", False):
+        return 0
+    threads = numba.get_num_threads()
+    if threads == 1 or blas_threads() is None:
+        return 0
+    return threads
+
+
 def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
               waves: int = 1) -> list[T]:
     """``[work(n0, n1, i0, i1, serial) for each lane]``, in lane order, spread over the threads.
@@ -162,21 +198,14 @@ def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
     ``serial`` tells ``work`` whether to use serial kernels (each thread has its own lanes)
     or Numba's parallel ones (only where NumPy's BLAS cannot be held at one thread, so the
     lanes run one after the other in the calling thread and each step uses every thread).
-    With ``waves = 2``, the lanes that are odd row blocks of an image (``i0 > 0`` and an odd
-    block) start only once every other lane has finished: then lanes that run together never
-    write the same rows of an input gradient.
+    The lanes start in the order of :func:`lane_waves`, wave after wave.
     """
     threads = numba.get_num_threads()
     blas, pool = _setup()
-    order = list(range(len(bounds)))
-    first_wave = len(order)
-    if waves == 2:  # the same order whoever runs the lanes: adds into dx happen in this order
-        odd = _odd_row_blocks(bounds)
-        order = [k for k in order if not odd[k]] + [k for k in order if odd[k]]
-        first_wave -= sum(odd)
+    order = _wave_order(bounds, waves)
     results: list = [None] * len(bounds)
     if blas is None:
-        for k in order:
+        for k in itertools.chain(*order):
             results[k] = work(*bounds[k], False)
         return results
     with blas.single():  # OpenBLAS's results depend on its thread count: always one
@@ -185,11 +214,11 @@ def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
             # would not pay here: measured 5-12 % slower than serial ones.  Lanes of a call
             # made inside a lane (the groups of a grouped convolution) run there too: the
             # threads are busy with the outer lanes, which waiting on them would deadlock.
-            for k in order:
+            for k in itertools.chain(*order):
                 results[k] = work(*bounds[k], True)
         else:
-            _run_in_pool(work, bounds, order[:first_wave], results, threads, pool)
-            _run_in_pool(work, bounds, order[first_wave:], results, threads, pool)
+            for wave in order:
+                _run_in_pool(work, bounds, wave, results, threads, pool)
     return results
 
 

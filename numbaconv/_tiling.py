@@ -15,7 +15,6 @@ The forward pass is in :mod:`numbaconv.functional`, the backward pass in
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ import numpy as np
 from numbaconv import _filter_lanes, _kernels, _lane_kernels, _lanes
 from numbaconv._blas import load_gemm
 from numbaconv._lanes import Lane, lane_bounds
+from numbaconv._scratch import _scratch_buffer
 from numbaconv._stages import Stage
 from numbaconv._validation import ConvGeometry
 
@@ -71,27 +71,6 @@ class Tiling:
     split_rows: bool = False  # some lanes are blocks of output rows of one image
     filters: bool = False  # lanes of filters and channels (see _filter_lanes)
     workspace: int = DEFAULT_WORKSPACE
-
-
-# Per-thread scratch buffers (column tiles, column gradients), kept between calls: a fresh
-# buffer per lane costs page faults that took longer than filling it.  Buffers larger than
-# _SCRATCH_KEPT bytes are not kept, so a one-off huge workspace is given back.
-_scratch = threading.local()
-_SCRATCH_KEPT = 64 * 2**20
-
-
-def _scratch_buffer(name: str, size: int, dtype: np.dtype) -> np.ndarray:
-    """A 1-d array of ``size`` elements of this thread's scratch buffer ``name``.
-
-    Its contents are undefined, and it is valid until this thread asks for ``name`` again.
-    """
-    nbytes = size * np.dtype(dtype).itemsize
-    buffer = getattr(_scratch, name, None)
-    if buffer is None or buffer.nbytes < nbytes:
-        buffer = np.empty(nbytes, dtype=np.uint8)
-        if nbytes <= _SCRATCH_KEPT:
-            setattr(_scratch, name, buffer)
-    return buffer[:nbytes].view(dtype)
 
 
 def use_wide_layout(geom: ConvGeometry) -> bool:

@@ -16,15 +16,15 @@ import numpy as np
 
 from numbaconv import _filter_lanes, _lane_kernels, _stages
 from numbaconv._backward import backward_pass
-from numbaconv._lanes import run_lanes
+from numbaconv._lanes import parallel_lane_threads, run_lanes, single_threaded_blas
 from numbaconv._padding import Padding
+from numbaconv._scratch import _scratch_buffer, thread_scratch
 from numbaconv._stages import Stage, profile_stages  # noqa: F401  (profile_stages: API)
 from numbaconv._tiling import (
     Tiling,
     _column_tiles,
     _phase_image_size,
     _phases_size,
-    _scratch_buffer,
     _tile_shape,
     im2col_blocks,
     plan_lanes,
@@ -135,9 +135,14 @@ def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: Co
         _filter_lanes.forward(x, w.reshape(geom.k, geom.rows), bias, geom, out3,
                               tiling.workspace, im2col_blocks)
         return out, x_kept
-    make_lane = _fused_forward_lane if fused else _python_forward_lane
-    run_lanes(make_lane(x, x_kept, _weight_rows(w, bias, geom, tiling), bias, out3, geom,
-                        tiling), plan_lanes(geom, tiling))
+    lanes = plan_lanes(geom, tiling)
+    w_row = _weight_rows(w, bias, geom, tiling)
+    threads = parallel_lane_threads(lanes) if fused else 0
+    if threads:
+        _parallel_forward_lanes(x, x_kept, w_row, bias, out3, geom, tiling, lanes, threads)
+    else:
+        make_lane = _fused_forward_lane if fused else _python_forward_lane
+        run_lanes(make_lane(x, x_kept, w_row, bias, out3, geom, tiling), lanes)
     return out, x_kept
 
 
@@ -259,27 +264,51 @@ def _python_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
     return forward_lane
 
 
-def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
-    """The forward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``)."""
-    dtype = x.dtype
-    empty = np.empty(0, dtype=dtype)
+def _fused_lane_args(x, x_kept, bias, geom, tiling):
+    """``(add_bias, x_copy, phases, cols_size, wide_size)``: what the Numba forward lanes
+    take besides the lane bounds and the scratch arrays."""
+    empty = np.empty(0, dtype=x.dtype)
     add_bias = empty if bias is None or tiling.bias_row else bias
     cols_size = math.prod(_tile_shape(geom, tiling, tiling.images, tiling.out_rows * geom.wo))
+    if not tiling.bias_row:  # pointwise: the input is its own columns
+        cols_size = 0
     wide_size = geom.k * tiling.images * geom.positions if tiling.wide else 0
     # Kept split by stride phase (flat), x_kept is filled by the split itself, not by a copy.
     phases, x_copy = (x_kept, x) if x_kept.ndim == 1 else (None, x_kept)
+    return add_bias, x_copy, phases, cols_size, wide_size
+
+
+def _fused_forward_lane(x, x_kept, w_row, bias, out3, geom, tiling):
+    """The forward lane of images ``n0:n1`` as one Numba call (see ``_lane_kernels``)."""
+    add_bias, x_copy, phases, cols_size, wide_size = _fused_lane_args(x, x_kept, bias, geom,
+                                                                      tiling)
 
     def forward_lane(n0: int, n1: int, r0: int, r1: int, serial: bool) -> None:
-        cols = _scratch_buffer("cols", cols_size, dtype) if tiling.bias_row else empty
-        wide_out = _scratch_buffer("wide", wide_size, dtype)
         seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.forward_lane(
             x, x_copy, w_row, add_bias, out3, n0, n1, r0, r1, *geom.kernel_args, tiling.images,
-            tiling.out_rows, tiling.wide, tiling.bias_row, cols, wide_out, phases, seconds)
+            tiling.out_rows, tiling.wide, tiling.bias_row,
+            _scratch_buffer("cols", cols_size, x.dtype),
+            _scratch_buffer("wide", wide_size, x.dtype), phases, seconds)
         if seconds is not None:
             _stages.add_lane_seconds(seconds)
 
     return forward_lane
+
+
+def _parallel_forward_lanes(x, x_kept, w_row, bias, out3, geom, tiling, lanes, threads):
+    """All the forward lanes in one parallel Numba call, each thread with its own scratch."""
+    add_bias, x_copy, phases, cols_size, wide_size = _fused_lane_args(x, x_kept, bias, geom,
+                                                                      tiling)
+    seconds = np.zeros((len(lanes), 4)) if _stages.profiling() else None
+    with single_threaded_blas():
+        _lane_kernels.forward_lanes(
+            np.array(lanes, dtype=np.int64), x, x_copy, w_row, add_bias, out3,
+            *geom.kernel_args, tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row,
+            thread_scratch("cols", threads, cols_size, x.dtype),
+            thread_scratch("wide", threads, wide_size, x.dtype), phases, seconds)
+    if seconds is not None:
+        _stages.add_lane_seconds(seconds.sum(axis=0))
 
 
 def conv2d_backward(

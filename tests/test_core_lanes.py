@@ -18,6 +18,7 @@ import pytest
 
 import numbaconv
 from numbaconv import _backward, _lanes, _tiling, functional
+from numbaconv import _scratch as scratch
 from numbaconv.reference import naive_conv2d_backward, naive_conv2d_forward
 
 TAG = {np.dtype(np.float64): "f64", np.dtype(np.float32): "f32"}
@@ -131,9 +132,9 @@ def test_every_uninitialised_buffer_is_overwritten(many_lanes, monkeypatch, rng,
     of them, the results still match the naive loops."""
     monkeypatch.setattr(_tiling, "WIDE_BELOW", wide_below)
     monkeypatch.setattr(_tiling, "FUSED_LANES", fused)
-    monkeypatch.setattr(_tiling, "_scratch", threading.local())  # fresh, poisoned buffers
+    monkeypatch.setattr(scratch, "_scratch", threading.local())  # fresh, poisoned buffers
     args, expected = naive_case(rng, x_shape, w_shape, stride, padding, dilation, np.float64)
-    for module in (functional, _tiling, _backward):  # the forward, shared and backward code
+    for module in (functional, _tiling, _backward, scratch):  # forward, shared, backward
         monkeypatch.setattr(module, "np", _PoisonedNumpy())
     got = run_conv(*args, stride, padding, dilation, None)
     for name, g, e in zip(("out", "dx", "dw", "db"), got, expected, strict=True):
@@ -221,9 +222,9 @@ def test_scratch_buffers_are_reused_across_calls_and_dtypes(rng, assert_close):
     for dtype in (np.float64, np.float32, np.float64):
         out, _ = numbaconv.conv2d_forward(x.astype(dtype), w.astype(dtype), None, 1, 1)
         assert_close(out, expected, dtype, "out")
-    kept = _tiling._scratch.cols
+    kept = scratch._scratch.cols
     numbaconv.conv2d_forward(x, w, None, 1, 1)
-    assert _tiling._scratch.cols is kept
+    assert scratch._scratch.cols is kept
 
 
 def _images(bounds):
