@@ -59,7 +59,7 @@ def backward_pass(dout: np.ndarray, x: np.ndarray, w: np.ndarray, geom: ConvGeom
     if tiling.filters:  # no transposed copies of the (large) weights and their gradient
         dw, db = _filter_lanes.backward(x, dout3, w.reshape(k, rows), geom, dx,
                                         tiling.workspace, im2col_blocks, col2im_blocks,
-                                        want_dx, want_dw)
+                                        use_fused_lanes(), want_dx, want_dw)
     else:
         # The products take W_row transposed as BLAS packs it: a transposed copy of large
         # weights cost more than some layers' whole backward pass at batch 1.

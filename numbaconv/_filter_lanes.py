@@ -32,8 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from numbaconv import _lanes
+from numbaconv import _filter_kernels, _lanes
 from numbaconv._lanes import run_lanes
+from numbaconv._scratch import _scratch_buffer, thread_scratch
 from numbaconv._stages import Stage
 from numbaconv._validation import ConvGeometry
 
@@ -93,45 +94,65 @@ def store_images_outer(product: np.ndarray, out: np.ndarray,
 
 
 class _SharedColumns:
-    """The columns of images ``g0:g1`` as one matrix ``(R, m*Q)`` (``matrix``), filled by the
-    lanes ``(image, image + 1, c0, c1)`` of :meth:`fill` (``lanes``), each the rows of
-    channels ``c0:c1`` of one image.  For one image of a pointwise layer, the matrix is a
-    view of ``x`` and there are no lanes."""
+    """The columns of images ``g0:g1`` as one matrix ``(R, m*Q)`` (``matrix``), filled by one
+    im2col of all their planes (parallel unless ``serial``).  For one image of a pointwise
+    layer, the matrix is a view of ``x``."""
 
-    def __init__(self, x: np.ndarray, geom: ConvGeometry, g0: int, g1: int,
-                 channel_blocks: list[tuple[int, int]], im2col) -> None:
-        self.x, self.geom, self.g0, self.g1, self.im2col = x, geom, g0, g1, im2col
+    def __init__(self, x: np.ndarray, geom: ConvGeometry, g0: int, g1: int, im2col,
+                 serial: bool) -> None:
         m = g1 - g0
-        self.images = x[g0:g1].reshape(m, geom.c, geom.h * geom.w)
+        images = x[g0:g1].reshape(m, geom.c, geom.h * geom.w)
         if geom.is_pointwise and m == 1:
-            self.matrix, self.lanes = self.images[0], []
+            self.matrix = images[0]
             return
-        self.cols = np.empty((geom.rows, m, geom.positions), dtype=x.dtype)
-        self.matrix = self.cols.reshape(geom.rows, -1)
-        self.lanes = [(i, i + 1, c0, c1) for i in range(g0, g1) for c0, c1 in channel_blocks]
-
-    def fill(self, i: int, c0: int, c1: int, serial: bool) -> None:
-        geom, m = self.geom, i - self.g0
+        cols = np.empty((geom.rows, m, geom.positions), dtype=x.dtype)
+        self.matrix = cols.reshape(geom.rows, -1)
         with Stage("im2col"):
             if geom.is_pointwise:
-                self.cols[c0:c1, m] = self.images[m, c0:c1]
+                np.copyto(cols, images.transpose(1, 0, 2))
             else:
-                self.im2col(self.x[self.g0:self.g1], geom, self.cols, serial, wide=True,
-                            planes=(m * geom.c + c0, m * geom.c + c1))
+                im2col(x[g0:g1], geom, cols, serial, wide=True)
+
+
+def _run_blocks(parallel_kernel, block_kernel, blocks: list[tuple[int, int]], head: tuple,
+                tail: tuple, product_size: int, dtype: np.dtype) -> None:
+    """``block_kernel(*head, b0, b1, *tail, product)`` for every block ``(b0, b1)``: all in
+    one parallel call of ``parallel_kernel`` (``(*head, blocks, *tail, products)``), or one
+    after the other in this thread where that cannot run in parallel (see
+    ``_lanes.parallel_lane_threads``)."""
+    threads = _lanes.parallel_lane_threads(blocks)
+    with _lanes.single_threaded_blas(), Stage("gemm", threads=max(threads, 1)):
+        if threads:
+            parallel_kernel(*head, np.array(blocks, dtype=np.int64), *tail,
+                            thread_scratch("product", threads, product_size, dtype))
+        else:
+            product = _scratch_buffer("product", product_size, dtype)
+            for b0, b1 in blocks:
+                block_kernel(*head, b0, b1, *tail, product)
+
+
+def _widest(blocks: list[tuple[int, int]]) -> int:
+    return max(b1 - b0 for b0, b1 in blocks)
 
 
 def forward(x: np.ndarray, w_mat: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
-            out3: np.ndarray, workspace: int, im2col) -> None:
+            out3: np.ndarray, workspace: int, im2col, fused: bool) -> None:
     """``out3`` (N, K, Q) = the convolution of ``x`` with ``w_mat`` (K, R) plus ``bias``
-    (or None), by lanes of filters over the shared columns of a group of images."""
+    (or None), by lanes of filters over the shared columns of a group of images; ``fused``:
+    the blocks are Numba kernels (``_filter_kernels``), else NumPy products."""
     per_image = geom.multiply_adds // max(geom.n, 1)
-    channel_blocks = _blocks(geom.c, geom.fh * geom.fw, per_image)
     for g0, g1 in _image_groups(geom, x.itemsize, workspace):
-        shared = _SharedColumns(x, geom, g0, g1, channel_blocks, im2col)
-        run_lanes(lambda i, _, c0, c1, serial, fill=shared.fill: fill(i, c0, c1, serial),
-                  shared.lanes)
+        m = g1 - g0
+        cols = _SharedColumns(x, geom, g0, g1, im2col, _lanes.in_lane()).matrix
+        blocks = _blocks(geom.k, 1, per_image * m)
+        if fused:
+            _run_blocks(_filter_kernels.forward_blocks, _filter_kernels.forward_block, blocks,
+                        (w_mat, cols, out3, g0, m),
+                        (np.empty(0, x.dtype) if bias is None else bias,),
+                        _widest(blocks) * m * geom.positions if m > 1 else 0, x.dtype)
+            continue
 
-        def lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=shared.matrix,
+        def lane(k0: int, k1: int, _: int, __: int, serial: bool, cols=cols,
                  out=out3[g0:g1]) -> None:
             if out.shape[0] == 1:
                 with Stage("gemm"):
@@ -146,76 +167,81 @@ def forward(x: np.ndarray, w_mat: np.ndarray, bias: np.ndarray | None, geom: Con
                     store_images_outer(product, out[:, k0:k1],
                                         None if bias is None else bias[k0:k1])
 
-        run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in _blocks(geom.k, 1,
-                                                                 per_image * (g1 - g0))])
+        run_lanes(lane, [(k0, k1, 0, 0) for k0, k1 in blocks])
 
 
 def backward(x: np.ndarray, dout3: np.ndarray, w_mat: np.ndarray, geom: ConvGeometry,
-             dx: np.ndarray, workspace: int, im2col, col2im, want_dx: bool = True,
+             dx: np.ndarray, workspace: int, im2col, col2im, fused: bool, want_dx: bool = True,
              want_dw: bool = True) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Overwrite ``dx`` with the input gradient (if ``want_dx``) and return ``(dW_row, db)``
     ((K, R) and (K,); None without ``want_dw``), by lanes of input channels and of
-    weight-gradient columns over a group of images at a time."""
+    weight-gradient columns over a group of images at a time (``fused``: as in
+    :func:`forward`)."""
     k, rows, ff, q = geom.k, geom.rows, geom.fh * geom.fw, geom.positions
     dw = np.empty((k, rows), dtype=x.dtype) if want_dw else None
     db = np.zeros(k, dtype=x.dtype) if want_dw else None
     per_image = geom.multiply_adds // max(geom.n, 1)
     channel_blocks = _blocks(geom.c, ff, per_image)
+    serial = _lanes.in_lane()
 
     for g0, g1 in _image_groups(geom, x.itemsize, workspace):
         m = g1 - g0
         grad = images_inner(dout3[g0:g1])  # (K, m*Q)
-        shared = _SharedColumns(x, geom, g0, g1, channel_blocks, im2col) if want_dw else None
-        dcols = (np.empty((rows, m * q), dtype=x.dtype)
-                 if want_dx and not geom.is_pointwise else None)
-
-        def dx_lane(c0: int, c1: int, serial: bool, grad=grad, dcols=dcols, g0=g0,
-                    g1=g1) -> None:
-            """The input gradient of channels c0:c1 of images g0:g1."""
-            if geom.is_pointwise:  # the column gradient is the input gradient
-                dx3 = dx[g0:g1].reshape(g1 - g0, geom.c, q)
-                with Stage("gemm"):
-                    if g1 - g0 == 1:
-                        np.matmul(w_mat[:, c0:c1].T, grad, out=dx3[0, c0:c1])
-                    else:
-                        store_images_outer(w_mat[:, c0:c1].T @ grad, dx3[:, c0:c1])
-                return
-            with Stage("gemm"):
-                np.matmul(w_mat[:, c0 * ff:c1 * ff].T, grad, out=dcols[c0 * ff:c1 * ff])
-            wide = dcols.reshape(rows, g1 - g0, q)
-            with Stage("col2im"):
-                for i in range(g1 - g0):
-                    col2im(wide, geom, dx[g0:g1], serial, wide=True,
-                           planes=(i * geom.c + c0, i * geom.c + c1))
-
-        # Lanes (_, part, c0, c1): the input gradient of channels c0:c1 (part 0), which
-        # needs only dout, and the columns of channels c0:c1 of one image (part 1, lanes
-        # (image, 1, c0, c1)), side by side.
-        def dx_or_columns_lane(i: int, part: int, c0: int, c1: int, serial: bool,
-                               dx_lane=dx_lane, shared=shared) -> None:
-            if part == 0:
-                dx_lane(c0, c1, serial)
+        if want_dx:
+            dcols = (np.empty((rows, m * q), dtype=x.dtype) if not geom.is_pointwise
+                     else np.empty(0, dtype=x.dtype))
+            if fused:
+                _run_blocks(_filter_kernels.input_blocks, _filter_kernels.input_block,
+                            channel_blocks, (w_mat, grad, dcols, dx[g0:g1]),
+                            (geom.is_pointwise, *geom.kernel_args),
+                            _widest(channel_blocks) * m * q if m > 1 else 0, x.dtype)
             else:
-                shared.fill(i, c0, c1, serial)
-
-        lanes = [(0, 0, c0, c1) for c0, c1 in channel_blocks] if want_dx else []
-        if shared is not None:
-            lanes += [(i, 1, c0, c1) for i, _, c0, c1 in shared.lanes]
-        run_lanes(dx_or_columns_lane, lanes)
+                run_lanes(lambda c0, c1, _, __, serial, grad=grad, dcols=dcols, g0=g0, g1=g1:
+                          _input_lane(w_mat, grad, dcols, dx, geom, g0, g1, c0, c1, col2im,
+                                      serial),
+                          [(c0, c1, 0, 0) for c0, c1 in channel_blocks])
         if not want_dw:
             continue
-
-        def dw_lane(r0: int, r1: int, _: int, __: int, serial: bool, grad=grad,
-                    cols=shared.matrix, first=g0 == 0) -> None:
-            """Columns r0:r1 of the weight gradient: one product over the group's images."""
-            with Stage("gemm"):
-                if first:
-                    np.matmul(grad, cols[r0:r1].T, out=dw[:, r0:r1])
-                else:
-                    dw[:, r0:r1] += grad @ cols[r0:r1].T
-            if r0 == 0:
-                with Stage("bias"):
-                    db[:] += grad.sum(axis=1)
-
-        run_lanes(dw_lane, [(r0, r1, 0, 0) for r0, r1 in _blocks(rows, 1, per_image * m)])
+        cols = _SharedColumns(x, geom, g0, g1, im2col, serial).matrix
+        row_blocks = _blocks(rows, 1, per_image * m)
+        if fused:
+            _run_blocks(_filter_kernels.weight_blocks, _filter_kernels.weight_block,
+                        row_blocks, (grad, cols, dw), (g0 == 0,),
+                        0 if g0 == 0 else k * _widest(row_blocks), x.dtype)
+        else:
+            run_lanes(lambda r0, r1, _, __, serial, grad=grad, cols=cols, first=g0 == 0:
+                      _weight_lane(grad, cols, dw, r0, r1, first),
+                      [(r0, r1, 0, 0) for r0, r1 in row_blocks])
+        with Stage("bias"):
+            db += grad.sum(axis=1)
     return dw, db
+
+
+def _input_lane(w_mat, grad, dcols, dx, geom, g0, g1, c0, c1, col2im, serial) -> None:
+    """The NumPy input-gradient lane of channels c0:c1 of images g0:g1."""
+    q, ff = geom.positions, geom.fh * geom.fw
+    if geom.is_pointwise:  # the column gradient is the input gradient
+        dx3 = dx[g0:g1].reshape(g1 - g0, geom.c, q)
+        with Stage("gemm"):
+            if g1 - g0 == 1:
+                np.matmul(w_mat[:, c0:c1].T, grad, out=dx3[0, c0:c1])
+            else:
+                store_images_outer(w_mat[:, c0:c1].T @ grad, dx3[:, c0:c1])
+        return
+    with Stage("gemm"):
+        np.matmul(w_mat[:, c0 * ff:c1 * ff].T, grad, out=dcols[c0 * ff:c1 * ff])
+    wide = dcols.reshape(geom.rows, g1 - g0, q)
+    with Stage("col2im"):
+        for i in range(g1 - g0):
+            col2im(wide, geom, dx[g0:g1], serial, wide=True,
+                   planes=(i * geom.c + c0, i * geom.c + c1))
+
+
+def _weight_lane(grad, cols, dw, r0, r1, first) -> None:
+    """The NumPy lane of columns r0:r1 of the weight gradient: one product over the
+    group's images."""
+    with Stage("gemm"):
+        if first:
+            np.matmul(grad, cols[r0:r1].T, out=dw[:, r0:r1])
+        else:
+            dw[:, r0:r1] += grad @ cols[r0:r1].T

@@ -175,6 +175,12 @@ def _wave_order(bounds: list[Lane], waves: int) -> list[list[int]]:
     return [wave for wave in (first, second) if wave]
 
 
+def in_lane() -> bool:
+    """Whether this thread is running a lane of some call (then it must not start parallel
+    work: the other threads are busy with the outer lanes)."""
+    return getattr(_in_lane, "active", False)
+
+
 def parallel_lane_threads(bounds: list[Lane]) -> int:
     """The threads that one parallel Numba call of all the lanes ``bounds`` would use, or 0
     where the lanes should run one call per lane through :func:`run_lanes`: a single lane,
@@ -183,7 +189,7 @@ def parallel_lane_threads(bounds: list[Lane]) -> int:
 
     One parallel call hands the lanes to Numba's thread pool in about 2 microseconds; a
     Python thread pool took 85 to 95 (and every lane then holds the GIL for a while)."""
-    if len(bounds) < 2 or getattr(_in_lane, "active", False):
+    if len(bounds) < 2 or in_lane():
         return 0
     threads = numba.get_num_threads()
     if threads == 1 or blas_threads() is None:
@@ -209,7 +215,7 @@ def run_lanes(work: Callable[[int, int, int, int, bool], T], bounds: list[Lane],
             results[k] = work(*bounds[k], False)
         return results
     with blas.single():  # OpenBLAS's results depend on its thread count: always one
-        if len(bounds) < 2 or threads == 1 or getattr(_in_lane, "active", False):
+        if len(bounds) < 2 or threads == 1 or in_lane():
             # One lane (a small call) runs in the calling thread.  Numba's parallel kernels
             # would not pay here: measured 5-12 % slower than serial ones.  Lanes of a call
             # made inside a lane (the groups of a grouped convolution) run there too: the

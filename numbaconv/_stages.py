@@ -26,12 +26,13 @@ def profiling() -> bool:
 
 
 class Stage:
-    """Adds the time spent inside ``with Stage(name):`` to the stage ``name`` when profiling."""
+    """Adds the time spent inside ``with Stage(name):`` to the stage ``name`` when profiling,
+    times ``threads`` for a block in which that many threads work (a parallel call)."""
 
-    __slots__ = ("name", "start")
+    __slots__ = ("name", "start", "threads")
 
-    def __init__(self, name: str) -> None:
-        self.name = name
+    def __init__(self, name: str, threads: int = 1) -> None:
+        self.name, self.threads = name, threads
         self.start = 0.0
 
     def __enter__(self) -> None:
@@ -40,7 +41,7 @@ class Stage:
 
     def __exit__(self, *exc: object) -> None:
         if _stage_seconds is not None:
-            elapsed = time.perf_counter() - self.start
+            elapsed = (time.perf_counter() - self.start) * self.threads
             with _stage_lock:
                 _stage_seconds[self.name] = _stage_seconds.get(self.name, 0.0) + elapsed
 

@@ -133,7 +133,7 @@ def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: Co
         if x_kept is not x:
             np.copyto(x_kept, x)
         _filter_lanes.forward(x, w.reshape(geom.k, geom.rows), bias, geom, out3,
-                              tiling.workspace, im2col_blocks)
+                              tiling.workspace, im2col_blocks, fused)
         return out, x_kept
     lanes = plan_lanes(geom, tiling)
     w_row = _weight_rows(w, bias, geom, tiling)
