@@ -24,8 +24,9 @@ packed value serves at least ``MIN_BLOCK_ROWS`` multiply-adds.
 
 Every lane writes its own rows, so there are no partial sums; the blocks depend on the problem
 only, and each value is computed by one product of a fixed shape: results are bitwise
-identical for any thread count.  The lanes run on the same scheduler as the others
-(``_lanes.run_lanes``) as NumPy products, which release the GIL, and serial Numba kernels.
+identical for any thread count.  With NumPy's OpenBLAS, a block is a Numba kernel
+(``_filter_kernels``) and the blocks of a call are one parallel Numba call; with another BLAS
+they are NumPy products on the lane scheduler (``_lanes.run_lanes``).
 """
 
 from __future__ import annotations

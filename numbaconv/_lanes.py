@@ -12,13 +12,15 @@ only on the batch size, never on the thread count, and every lane is computed th
 whichever thread runs it.  Reductions over images (the weight gradient) add the per-lane
 partial sums in lane order.  So results are bitwise identical for any number of threads.
 
-Thread count: ``numba.get_num_threads()``.  BLAS is limited to one thread while a convolution
-runs (and restored afterwards), through the thread-count functions of the OpenBLAS that NumPy
-wheels ship; this also keeps results independent of the thread count, since OpenBLAS's own
-results change with its thread count.  A call of one lane runs in the calling thread.  Where no
-OpenBLAS
-controls are found (NumPy built on another BLAS), the lanes run in the calling thread and each
-step uses Numba's and BLAS's own thread pools.
+Thread count: ``numba.get_num_threads()``.  Where the lanes are Numba kernels, all the lanes of
+a call run as one parallel Numba call (``_lane_kernels.forward_lanes`` and friends; see
+:func:`parallel_lane_threads`); otherwise :func:`run_lanes` spreads them over a pool of Python
+threads.  BLAS is limited to one thread while a convolution runs (and restored afterwards),
+through the thread-count functions of the OpenBLAS that NumPy wheels ship; this also keeps
+results independent of the thread count, since OpenBLAS's own results change with its thread
+count.  A call of one lane runs in the calling thread.  Where no OpenBLAS controls are found
+(NumPy built on another BLAS), the lanes run in the calling thread and each step uses Numba's
+and BLAS's own thread pools.
 """
 
 from __future__ import annotations
