@@ -19,12 +19,13 @@ scalar remainder loop runs.
 Backward, the item scatters the input gradient into a buffer of the same layout (``dout``
 laid out with the same pitch, zeros at the extra positions), a block of positions at a time
 for all taps, folds it back into ``dx`` (border cells onto the pixels they were copied from),
-and accumulates the weight and bias gradients of each channel in ``_LANES`` running sums per
-tap (position p adds into sum ``p mod _LANES``), added up in a fixed order; the items' parts
-are then added in chunk order.  No two items write the same memory and every sum has one
-order, so results are bitwise identical for any number of threads (and between the parallel
-and serial drivers, which hand the items out in groups that share buffers: grouping changes
-no result).  Sums over taps run in the order rows of the kernel, then columns.
+and accumulates the weight and bias gradients of each channel in 16 to 128 running sums per
+tap (``lanes``, by the plane size; position p adds into sum ``p mod lanes``), added up in a
+fixed order; the items' parts are then added in chunk order.  No two items write the same
+memory and every sum has one order, so results are bitwise identical for any number of
+threads (and between the parallel and serial drivers, which hand the items out in groups
+that share buffers: grouping changes no result).  Sums over taps run in the order rows of
+the kernel, then columns.
 
 The extra positions of ``dout`` are zeros, so they add nothing to ``dx`` and ``db``, and to
 ``dw`` only ``0 * x``: an input holding an infinity or NaN where only an extra position reads
@@ -54,11 +55,13 @@ _GROUPS = 16
 _BATCH_ENTRIES = 1 << 13
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
 _RUN = 32
-# Running sums per tap of the weight gradient (and of the bias gradient): a power of two.
-_LANES = 128
-# The backward pass runs every tap over a block of this many positions (a multiple of _LANES)
-# before the next block.
-_BLOCK = 8 * _LANES
+# Running sums per tap of the weight gradient (and of the bias gradient): a power of two,
+# from 16 for small planes (whose items would spend more time zeroing and adding up 128
+# sums than summing) to 128; a function of the plane size and the item's images only.
+_FEWEST_LANES, _MOST_LANES = 16, 128
+# The backward pass runs every tap over a block of this many times the running sums'
+# positions before the next block.
+_BLOCK_LANES = 8
 
 
 @dataclass(frozen=True)
@@ -307,13 +310,22 @@ def _taps9(y, value, wts, t, x, offsets, p0, count):
 
 
 @njit(cache=True, inline="always")
-def _lane_sums(acc, a_start, g, x, x_start, count, products):
-    """Running sums ``acc[a_start + p mod _LANES] += g[p] * x[x_start + p]`` (``g[p]`` alone
+def _sum_lanes(run):
+    """Running sums per tap for items of ``run`` positions per channel."""
+    lanes = _FEWEST_LANES
+    while lanes < _MOST_LANES and lanes * _BLOCK_LANES < run:
+        lanes *= 2
+    return lanes
+
+
+@njit(cache=True, inline="always")
+def _lane_sums(acc, a_start, g, x, x_start, count, products, lanes):
+    """Running sums ``acc[a_start + p mod lanes] += g[p] * x[x_start + p]`` (``g[p]`` alone
     without ``products``) for ``p < count``, in order of p."""
     a0 = np.uint64(a_start)
     x0 = np.uint64(x_start)
-    for p0 in range(0, count, _LANES):
-        n = min(_LANES, count - p0)
+    for p0 in range(0, count, lanes):
+        n = min(lanes, count - p0)
         q0 = np.uint64(p0)
         if products:
             for j in range(np.uint64(n)):
@@ -467,7 +479,9 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
     dbuf = np.empty(entries, dtype=x.dtype)
     # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
     grad = np.zeros(m * slots * plane + _RUN, dtype=x.dtype)
-    acc = np.empty((taps + 1) * _LANES, dtype=x.dtype)  # per tap, then db
+    lanes = _sum_lanes(ni * plane)
+    block = _BLOCK_LANES * lanes
+    acc = np.empty((taps + 1) * lanes, dtype=x.dtype)  # per tap, then db
     src, dsrc, dst = x.reshape(x.size), dout.reshape(dout.size), dx.reshape(dx.size)
     out_size, plane_size = ho * wo, h * w
     for item in range(group, items, groups):
@@ -490,17 +504,18 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
                 g = q * slots * plane + p0
                 _zero(acc, 0, acc.size)
                 # A block of positions at a time, all taps, while it is in L1.  Blocks are
-                # whole multiples of _LANES, so position p adds into running sum p mod _LANES.
-                for b0 in range(0, run, _BLOCK):
-                    count = min(_BLOCK, run - b0)
+                # whole multiples of lanes, so position p adds into running sum p mod lanes.
+                for b0 in range(0, run, block):
+                    count = min(block, run - b0)
                     for tap in range(taps):
                         at = offsets[tap] + p0 + b0
                         _axpy(dbuf, at, wts[kk * taps + tap], grad, g + b0, count)
-                        _lane_sums(acc, tap * _LANES, grad[g + b0:], buf, at, count, True)
-                    _lane_sums(acc, taps * _LANES, grad[g + b0:], buf, 0, count, False)
+                        _lane_sums(acc, tap * lanes, grad[g + b0:], buf, at, count, True,
+                                   lanes)
+                    _lane_sums(acc, taps * lanes, grad[g + b0:], buf, 0, count, False, lanes)
                 for tap in range(taps):
-                    dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * _LANES, _LANES)
-                db_parts[chunk, kk] = _pairwise_sum(acc, taps * _LANES, _LANES)
+                    dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * lanes, lanes)
+                db_parts[chunk, kk] = _pairwise_sum(acc, taps * lanes, lanes)
         for n in range(n0, n1):
             for c in range(c0, c1):
                 _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
