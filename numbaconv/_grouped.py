@@ -2,21 +2,30 @@
 depthwise-friendly): the core convolution run once per group.
 
 Group g is the convolution of the channels ``x[:, g*C/g : (g+1)*C/g]`` with the filters
-``w[g*K/g : (g+1)*K/g]``; its output is the same slice of the output's channels.  Each group
-runs the ungrouped forward / backward pass of :mod:`numbaconv.functional` on contiguous
-slices, so every group is bitwise deterministic whatever the thread count, and so is the
-whole.
+``w[g*K/g : (g+1)*K/g]``; its output is the same slice of the output's channels.
+
+Where the lanes are Numba kernels, the groups' inputs are laid out group-major and every lane
+of every group runs in one parallel Numba call (``_lane_kernels.grouped_forward_lanes`` /
+``grouped_backward_lanes``): a call per group from Python cost more than many groups' whole
+work (ResNeXt's 32 groups at batch 1).  The items, (group, lane), depend on the problem only,
+and each group's weight-gradient parts are added in lane order, so results are bitwise
+identical for any thread count.  Otherwise (filter lanes, another BLAS, a call inside a lane)
+each group runs the ungrouped forward / backward pass of :mod:`numbaconv.functional` on
+contiguous slices, deterministic in the same way.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from numbaconv import functional
-from numbaconv._lanes import run_lanes
-from numbaconv._validation import ConvGeometry
+from numbaconv import _backward, _lane_kernels, functional
+from numbaconv._lanes import _wave_order, in_lane, run_lanes, single_threaded_blas
+from numbaconv._scratch import thread_scratch
+from numbaconv._tiling import Tiling, plan_lanes, plan_tiling, use_fused_lanes
+from numbaconv._validation import ConvGeometry, check_workspace, make_geometry
 
 # From this many groups on, the groups are the lanes (each group's convolution runs whole in
 # one thread); with fewer, each group's convolution is spread over the threads in turn.
@@ -42,6 +51,10 @@ class GroupedCache:
     geometry: ConvGeometry  # of the whole convolution (c = all input channels)
     groups: int
 
+    @property
+    def dtype(self) -> np.dtype:
+        return self.caches[0].x.dtype
+
 
 def _group_padding(geom: ConvGeometry) -> tuple[tuple[int, int], tuple[int, int]]:
     return (geom.ph, geom.ph_end), (geom.pw, geom.pw_end)
@@ -53,6 +66,9 @@ def grouped_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     """Output of the grouped convolution of validated ``x`` (N, C, H, W) and ``w``
     (K, C/groups, fh, fw) with the zero padding of ``geom``, and, with ``keep``, the cache
     (else None)."""
+    plan = _group_plan(geom, groups, x.itemsize, workspace)
+    if plan is not None:
+        return _lanes_forward(x, w, bias, geom, groups, plan, keep)
     c_group, k_group = geom.c // groups, geom.k // groups
     padding = _group_padding(geom)
     hyper = ((geom.sh, geom.sw), padding, (geom.dh, geom.dw))
@@ -77,6 +93,8 @@ def grouped_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
 def grouped_backward(dout: np.ndarray, cache: GroupedCache
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(dx, dw, db)`` of :func:`grouped_forward`, group by group."""
+    if isinstance(cache, GroupedLanesCache):
+        return _lanes_backward(dout, cache)
     geom, groups = cache.geometry, cache.groups
     c_group, k_group = geom.c // groups, geom.k // groups
     dx = np.empty(geom.x_shape, dtype=dout.dtype)
@@ -91,3 +109,139 @@ def grouped_backward(dout: np.ndarray, cache: GroupedCache
 
     _for_each_group(groups, run_group)
     return dx, dw, db
+
+
+# --- every group's lanes in one parallel call -----------------------------------------------
+
+# The weight-gradient parts of a backward pass at most (else the groups run one by one).
+_PARTS_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class _GroupPlan:
+    geometry: ConvGeometry  # of one group
+    tiling: Tiling
+    lanes: list  # forward lanes of one group (the same for every group)
+    backward_lanes: list
+
+
+@dataclass(frozen=True)
+class GroupedLanesCache(GroupedCache):
+    """What the backward pass of :func:`_lanes_forward` needs (``caches`` is empty): the
+    input laid out group-major (a private copy), the weights, and the plan."""
+
+    xg: np.ndarray | None = None
+    w: np.ndarray | None = None
+    plan: _GroupPlan | None = None
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.xg.dtype
+
+
+def _group_plan(geom: ConvGeometry, groups: int, itemsize: int,
+                workspace: int | None) -> _GroupPlan | None:
+    """The plan of one group for the parallel path, or None where the groups run one by
+    one (no Numba lanes, filter lanes, a call inside a lane)."""
+    if not use_fused_lanes() or in_lane():
+        return None
+    geom_g = make_geometry((geom.n, geom.c // groups, geom.h, geom.w), geom.k // groups,
+                           geom.fh, geom.fw, (geom.sh, geom.sw), _group_padding(geom),
+                           (geom.dh, geom.dw), padding_forms=True)
+    tiling = plan_tiling(geom_g, itemsize, check_workspace(workspace))
+    if tiling.filters:
+        return None
+    backward_lanes = plan_lanes(geom_g, tiling, backward=True)
+    part_bytes = geom_g.k * (geom_g.rows + 1) * itemsize
+    if groups * len(backward_lanes) * part_bytes > _PARTS_BYTES:
+        return None  # the backward pass would hold too many weight-gradient parts at once
+    return _GroupPlan(geom_g, tiling, plan_lanes(geom_g, tiling), backward_lanes)
+
+
+def _group_major(a: np.ndarray, groups: int) -> np.ndarray:
+    """``a`` (N, G*m, ...) as ``(G, N, m, ...)``, C-contiguous (a view for one image)."""
+    n, channels = a.shape[0], a.shape[1]
+    split = a.reshape(n, groups, channels // groups, *a.shape[2:])
+    return np.ascontiguousarray(split.transpose(1, 0, *range(2, split.ndim)))
+
+
+def _channel_major(a: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_group_major`: ``(G, N, m, ...)`` as ``(N, G*m, ...)``."""
+    g, n, m = a.shape[:3]
+    return np.ascontiguousarray(a.transpose(1, 0, *range(2, a.ndim))).reshape(
+        n, g * m, *a.shape[3:])
+
+
+def _items(groups: int, lanes: list) -> np.ndarray:
+    return np.array([(g, *lane) for g in range(groups) for lane in lanes], dtype=np.int64)
+
+
+def _lanes_forward(x, w, bias, geom, groups, plan, keep):
+    geom_g, tiling = plan.geometry, plan.tiling
+    k_group, rows = geom_g.k, geom_g.rows
+    xg = _group_major(x, groups)
+    if keep and np.shares_memory(xg, x):
+        xg = xg.copy()  # the cache keeps the input as it is now
+    w3 = w.reshape(groups, k_group, rows)
+    if tiling.bias_row:
+        w_ext = np.empty((groups, k_group, rows + 1), dtype=x.dtype)
+        w_ext[:, :, :rows] = w3
+        w_ext[:, :, rows] = 0 if bias is None else bias.reshape(groups, k_group)
+        add_bias = np.empty((groups, 0), dtype=x.dtype)
+    else:
+        w_ext = np.ascontiguousarray(w3)
+        add_bias = (np.empty((groups, 0), dtype=x.dtype) if bias is None
+                    else bias.reshape(groups, k_group))
+    outg = np.empty((groups, geom.n, k_group, geom_g.positions), dtype=x.dtype)
+    _, _, _, cols_size, wide_size = functional._fused_lane_args(xg[0], xg[0], None, geom_g,
+                                                                tiling)
+    threads = numba.get_num_threads()
+    with single_threaded_blas():
+        _lane_kernels.grouped_forward_lanes(
+            _items(groups, plan.lanes), xg, w_ext, add_bias, outg, *geom_g.kernel_args,
+            tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row,
+            thread_scratch("cols", threads, cols_size, x.dtype),
+            thread_scratch("wide", threads, wide_size, x.dtype))
+    out = _channel_major(outg).reshape(geom.out_shape)
+    return out, (GroupedLanesCache((), geom, groups, xg, w, plan) if keep else None)
+
+
+def _lanes_backward(dout, cache):
+    geom, groups, plan = cache.geometry, cache.groups, cache.plan
+    geom_g, tiling = plan.geometry, plan.tiling
+    dtype, k_group, rows = dout.dtype, geom_g.k, geom_g.rows
+    doutg = _group_major(dout.reshape(geom.n, geom.k, geom.positions), groups)
+    w_mat = np.ascontiguousarray(cache.w.reshape(groups, k_group, rows), dtype=dtype)
+    accumulate = tiling.split_rows and tiling.bias_row
+    dxg = (np.zeros if accumulate else np.empty)((groups, *geom_g.x_shape), dtype=dtype)
+    (_, _, transposed, dw_shape, cols_size, dcols_size, grad_size,
+     _) = _backward._fused_lane_scratch(cache.xg[0], dxg[0], geom_g, tiling)
+    items = _items(groups, plan.backward_lanes)
+    parts = np.empty((len(items), *dw_shape), dtype=dtype)
+    threads = numba.get_num_threads()
+    bounds = [tuple(item[1:]) for item in items]
+    with single_threaded_blas():
+        for wave in _wave_order(bounds, 2 if accumulate else 1):
+            wave_parts = np.empty((len(wave), *dw_shape), dtype=dtype)
+            _lane_kernels.grouped_backward_lanes(
+                items[wave], cache.xg, doutg, w_mat, dxg, wave_parts, transposed, accumulate,
+                *geom_g.kernel_args, tiling.images, tiling.out_rows, tiling.wide,
+                tiling.bias_row, thread_scratch("cols", threads, cols_size, dtype),
+                thread_scratch("dcols", threads, dcols_size, dtype),
+                thread_scratch("grad", threads, grad_size, dtype))
+            parts[wave] = wave_parts
+    order = [k for wave in _wave_order(bounds, 2 if accumulate else 1) for k in wave]
+    dw = np.empty((geom.k, rows), dtype=dtype)
+    db = np.empty(geom.k, dtype=dtype)
+    per_group = len(plan.backward_lanes)
+    for g in range(groups):
+        mine = [k for k in order if k // per_group == g]  # in the order the lanes start
+        total = parts[mine[0]].copy()
+        for k in mine[1:]:
+            total += parts[k]
+        dw_db = total.T if transposed else total
+        filters = slice(g * k_group, (g + 1) * k_group)
+        dw[filters], db[filters] = _backward._split_weight_gradient(dw_db, rows)
+    dx = _channel_major(dxg).reshape(geom.x_shape)
+    return dx, dw.reshape(geom.k, geom_g.c, geom.fh, geom.fw), db
+

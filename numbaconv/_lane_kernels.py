@@ -405,3 +405,37 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
             for k in range(1, n_parts):
                 acc += parts[k, e]
             total[e] = acc
+
+
+# --- the lanes of every group of a grouped convolution in one parallel call -------------------
+#
+# The groups' arrays are laid out group-major (``xg[g]`` is group g's input, (N, C/G, H, W)),
+# and item k is row k of ``items`` (g, n0, n1, r0, r1): lane (n0, n1, r0, r1) of group g.
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def grouped_forward_lanes(items, xg, w_ext, bias, outg, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                          images, out_rows, wide, bias_row, cols, wide_out):
+    """:func:`forward_lane` of every item, group ``g`` with ``w_ext[g]``, ``bias[g]`` and
+    ``outg[g]``."""
+    for k in prange(items.shape[0]):
+        t = get_thread_id()
+        g = items[k, 0]
+        forward_lane(xg[g], xg[g], w_ext[g], bias[g], outg[g], items[k, 1], items[k, 2],
+                     items[k, 3], items[k, 4], fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images,
+                     out_rows, wide, bias_row, cols[t], wide_out[t], None, None)
+
+
+@njit(cache=True, parallel=True, nogil=True)
+def grouped_backward_lanes(items, xg, doutg, w_mat, dxg, dw_parts, dw_transposed, accumulate,
+                           fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide,
+                           bias_row, cols, dcols, grad):
+    """:func:`backward_lane` of every item, its part of its group's ``[dW | db]`` into
+    ``dw_parts[k]``."""
+    for k in prange(items.shape[0]):
+        t = get_thread_id()
+        g = items[k, 0]
+        backward_lane(xg[g], doutg[g], w_mat[g], dxg[g], dw_parts[k], dw_transposed,
+                      items[k, 1], items[k, 2], items[k, 3], items[k, 4], accumulate, _TRUE,
+                      _TRUE, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide,
+                      bias_row, cols[t], dcols[t], grad[t], None, None, None)

@@ -128,5 +128,5 @@ def _dtype_of(cache: object) -> np.dtype:
     while isinstance(cache, PaddedCache):
         cache = cache.inner
     if isinstance(cache, _grouped.GroupedCache):
-        cache = cache.caches[0]
+        return cache.dtype
     return cache.x.dtype

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _depthwise, _kernels
+from numbaconv import _depthwise, _grouped, _kernels
 
 # (N, C, H, W, K, fh, fw, stride, padding, dilation, groups, mode): large enough that the
 # parallel drivers run and split the work.
@@ -27,6 +27,8 @@ CASES = [
     (2, 16, 17, 15, 24, 3, 3, 1, 1, 1, 4, "zeros"),  # grouped
     (3, 8, 19, 18, 8, 3, 2, (2, 1), (2, 3), 1, 2, "reflect"),  # grouped and padded
     (4, 8, 21, 20, 12, 3, 3, 1, ((0, 2), (3, 1)), 2, 1, "circular"),  # padded, groups 1
+    (1, 256, 14, 14, 256, 3, 3, 1, 1, 1, 32, "zeros"),  # ResNeXt-like, one image: row lanes
+    (3, 64, 12, 12, 64, 3, 3, 2, 1, 1, 32, "zeros"),  # 32 groups, strided
 ]
 
 _CHILD = textwrap.dedent("""
@@ -99,3 +101,42 @@ def test_serial_drivers_match_the_parallel_ones(dtype, monkeypatch, rng):
     serial = run()
     for a, b in zip(parallel, serial, strict=True):
         assert np.array_equal(a, b)
+
+
+GROUPED = [
+    ((1, 256, 14, 14), (256, 8, 3, 3), 1, 1, 32),
+    ((2, 128, 28, 28), (128, 4, 3, 3), 2, 1, 32),
+    ((3, 48, 20, 20), (96, 12, 3, 3), 1, 1, 4),
+    ((4, 64, 9, 9), (64, 8, 1, 1), 1, 0, 8),
+    ((1, 32, 40, 40), (64, 8, 5, 5), 2, 2, 4),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize(("x_shape", "w_shape", "stride", "padding", "groups"), GROUPED,
+                         ids=[f"g{c[4]}-{c[0][0]}x{c[0][1]}x{c[0][2]}-k{c[1][2]}-s{c[2]}"
+                              for c in GROUPED])
+def test_grouped_lanes_in_one_call_match_the_groups_one_by_one(
+        x_shape, w_shape, stride, padding, groups, dtype, monkeypatch, rng, assert_close):
+    """All groups' lanes in one parallel call give what the ungrouped pass run group by
+    group gives (to rounding: the products are cut differently), forward, backward and for
+    inference."""
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+
+    def run():
+        out, cache = numbaconv.conv2d_forward(x, w, b, stride, padding, groups=groups)
+        grads = numbaconv.conv2d_backward(np.cos(out), cache)
+        return (out, *grads, numbaconv.conv2d(x, w, b, stride, padding, groups=groups))
+
+    assert _grouped._group_plan(
+        numbaconv.conv2d_forward(x, w, b, stride, padding, groups=groups)[1].geometry,
+        groups, x.itemsize, None) is not None  # the one-call path runs here
+    one_call = run()
+    monkeypatch.setattr(_grouped, "_group_plan", lambda *args: None)
+    one_by_one = run()
+    for name, got, expected in zip(("out", "dx", "dw", "db", "inference"), one_call,
+                                   one_by_one, strict=True):
+        assert_close(got, expected.astype(np.float64), dtype, name)
+    assert np.array_equal(one_call[4], one_call[0])
