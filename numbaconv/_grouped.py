@@ -182,16 +182,12 @@ def _lanes_forward(x, w, bias, geom, groups, plan, keep):
     xg = _group_major(x, groups)
     if keep and np.shares_memory(xg, x):
         xg = xg.copy()  # the cache keeps the input as it is now
-    w3 = w.reshape(groups, k_group, rows)
-    if tiling.bias_row:
-        w_ext = np.empty((groups, k_group, rows + 1), dtype=x.dtype)
-        w_ext[:, :, :rows] = w3
-        w_ext[:, :, rows] = 0 if bias is None else bias.reshape(groups, k_group)
-        add_bias = np.empty((groups, 0), dtype=x.dtype)
-    else:
-        w_ext = np.ascontiguousarray(w3)
-        add_bias = (np.empty((groups, 0), dtype=x.dtype) if bias is None
-                    else bias.reshape(groups, k_group))
+    bias2 = None if bias is None else bias.reshape(groups, k_group)
+    w_ext = np.ascontiguousarray(functional.weight_rows(w.reshape(groups, k_group, rows), bias2,
+                                                        tiling.bias_row))
+    # Without a row of ones (pointwise) the lanes add the bias after the products.
+    add_bias = (bias2 if bias2 is not None and not tiling.bias_row
+                else np.empty((groups, 0), dtype=x.dtype))
     outg = np.empty((groups, geom.n, k_group, geom_g.positions), dtype=x.dtype)
     _, _, _, cols_size, wide_size = functional._fused_lane_args(xg[0], xg[0], None, geom_g,
                                                                 tiling)
@@ -219,9 +215,9 @@ def _lanes_backward(dout, cache):
     items = _items(groups, plan.backward_lanes)
     parts = np.empty((len(items), *dw_shape), dtype=dtype)
     threads = numba.get_num_threads()
-    bounds = [tuple(item[1:]) for item in items]
+    waves = _wave_order([tuple(item[1:]) for item in items], 2 if accumulate else 1)
     with single_threaded_blas():
-        for wave in _wave_order(bounds, 2 if accumulate else 1):
+        for wave in waves:
             wave_parts = np.empty((len(wave), *dw_shape), dtype=dtype)
             _lane_kernels.grouped_backward_lanes(
                 items[wave], cache.xg, doutg, w_mat, dxg, wave_parts, transposed, accumulate,
@@ -230,12 +226,14 @@ def _lanes_backward(dout, cache):
                 thread_scratch("dcols", threads, dcols_size, dtype),
                 thread_scratch("grad", threads, grad_size, dtype))
             parts[wave] = wave_parts
-    order = [k for wave in _wave_order(bounds, 2 if accumulate else 1) for k in wave]
+    # Item k is a lane of group k // per_group: a stable sort by group keeps each group's
+    # lanes in the order they started.
+    per_group = len(plan.backward_lanes)
+    order = sorted((k for wave in waves for k in wave), key=lambda k: k // per_group)
     dw = np.empty((geom.k, rows), dtype=dtype)
     db = np.empty(geom.k, dtype=dtype)
-    per_group = len(plan.backward_lanes)
     for g in range(groups):
-        mine = [k for k in order if k // per_group == g]  # in the order the lanes start
+        mine = order[g * per_group:(g + 1) * per_group]
         total = parts[mine[0]].copy()
         for k in mine[1:]:
             total += parts[k]

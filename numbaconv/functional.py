@@ -102,15 +102,15 @@ def _prepare_forward(x: object, w: object, b: object, stride: IntPair, padding: 
     return x, w, bias, geom, tiling, given
 
 
-def _weight_rows(w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
-                 tiling: Tiling) -> np.ndarray:
-    """``W_row`` (K, R), with the bias as the weight of the row of ones when there is one."""
-    k, rows = geom.k, geom.rows
-    if not tiling.bias_row:
-        return w.reshape(k, rows)
-    w_row = np.empty((k, rows + 1), dtype=w.dtype)
-    w_row[:, :rows] = w.reshape(k, rows)
-    w_row[:, rows] = 0 if bias is None else bias
+def weight_rows(w_mat: np.ndarray, bias: np.ndarray | None, bias_row: bool) -> np.ndarray:
+    """``W_row`` (..., K, R) as the lanes take it: with ``bias_row``, a last column holding
+    the bias (``(..., K)``, or zeros for None), the weight of the columns' row of ones."""
+    if not bias_row:
+        return w_mat
+    rows = w_mat.shape[-1]
+    w_row = np.empty((*w_mat.shape[:-1], rows + 1), dtype=w_mat.dtype)
+    w_row[..., :rows] = w_mat
+    w_row[..., rows] = 0 if bias is None else bias
     return w_row
 
 
@@ -136,7 +136,7 @@ def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: Co
                               tiling.workspace, im2col_blocks, fused)
         return out, x_kept
     lanes = plan_lanes(geom, tiling)
-    w_row = _weight_rows(w, bias, geom, tiling)
+    w_row = weight_rows(w.reshape(geom.k, geom.rows), bias, tiling.bias_row)
     threads = parallel_lane_threads(lanes) if fused else 0
     if threads:
         _parallel_forward_lanes(x, x_kept, w_row, bias, out3, geom, tiling, lanes, threads)
