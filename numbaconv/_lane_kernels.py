@@ -375,27 +375,30 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
     for k in prange(lanes.shape[0]):
         t = get_thread_id()
         n0, n1, r0, r1 = lanes[k, 0], lanes[k, 1], lanes[k, 2], lanes[k, 3]
-        # None arguments select what is compiled, so each call names them.
-        if dphases is None and seconds is None:
-            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
-                          None, None)
-        elif dphases is None:
-            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
-                          None, seconds[k])
-        elif seconds is None:
-            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
-                          dphases[t], None)
+        # None arguments select what is compiled, so each call names them.  (One test per
+        # branch: Numba prunes ``a is None`` by type, but typed every branch of an ``and``.)
+        if dphases is None:
+            if seconds is None:
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                              phases, None, None)
+            else:
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                              phases, None, seconds[k])
         else:
-            backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                          accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t], phases,
-                          dphases[t], seconds[k])
+            if seconds is None:
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                              phases, dphases[t], None)
+            else:
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
+                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
+                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                              phases, dphases[t], seconds[k])
     if want_dw:
         parts = dw_parts.reshape(dw_parts.shape[0], dw_total.size)
         total = dw_total.reshape(dw_total.size)

@@ -24,6 +24,8 @@ CASES = [
     (3, 2, 5, 5, 4, 3, 1, 0, 1, 2, 2),  # output_padding >= stride (< dilation)
     (1, 3, 4, 6, 5, 1, 2, 0, 1, 1, 1),  # 1x1
     (2, 3, 5, 4, 2, (2, 3), (2, 1), (1, 0), (1, 0), 1, (1, 2)),
+    # DCGAN's output layer at batch 8: parallel lanes whose col2im adds into the stride phases
+    (8, 64, 32, 32, 3, 4, 2, 1, 0, 1, 1),
 ]
 
 
@@ -112,6 +114,21 @@ def test_caller_writing_into_x_after_forward_does_not_change_the_gradients():
     x[...] = 0
     after = numbaconv.conv_transpose2d_backward(dout, cache)
     assert all(np.array_equal(a, c) for a, c in zip(before, after, strict=True))
+
+
+def test_profiled_calls_give_the_same_results():
+    """Profiling compiles the lanes with their clocks: the same numbers, every lane kind."""
+    from numbaconv._stages import profile_stages
+
+    for case in (CASES[5], CASES[-1]):
+        x, w, b = _data(case, np.float64)
+        out, cache = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
+        grads = numbaconv.conv_transpose2d_backward(np.ones_like(out), cache)
+        with profile_stages():
+            out_p, cache_p = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
+            grads_p = numbaconv.conv_transpose2d_backward(np.ones_like(out), cache_p)
+        assert np.array_equal(out, out_p)
+        assert all(np.array_equal(a, c) for a, c in zip(grads, grads_p, strict=True))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
