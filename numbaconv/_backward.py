@@ -15,7 +15,7 @@ import threading
 
 import numpy as np
 
-from numbaconv import _filter_lanes, _kernels, _lane_kernels, _stages
+from numbaconv import _classic_kernels, _filter_lanes, _lane_kernels, _stages
 from numbaconv._lanes import (
     Lane,
     lane_waves,
@@ -87,7 +87,7 @@ def _split_weight_gradient(dw_db: np.ndarray, rows: int) -> tuple[np.ndarray, np
     if held.size < _NUMPY_TRANSPOSE_BELOW:  # no kernel to compile for small layers
         return np.ascontiguousarray(dw_db[:, :rows]), held[rows].copy()
     dw = np.empty((held.shape[1], rows), dtype=held.dtype)
-    _kernels.transpose_batch_serial(held[:rows], dw, False)
+    _classic_kernels.transpose_batch_serial(held[:rows], dw, False)
     return dw, held[rows].copy()
 
 

@@ -1,4 +1,4 @@
-"""A square block transpose in vector registers, for the batch-last copies of ``_kernels``.
+"""A square block transpose in vector registers, for the batch-last copies of ``_classic_kernels``.
 
 Moving an (N, M) array to (M, N) with scalar code costs one store per element, and a store per
 cycle is all a core does: the pointwise transpose ran at a third of the speed of a plain copy.

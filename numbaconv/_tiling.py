@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from numbaconv import _filter_lanes, _kernels, _lane_kernels, _lanes
+from numbaconv import _classic_kernels, _filter_lanes, _kernels, _lane_kernels, _lanes
 from numbaconv._blas import load_gemm
 from numbaconv._lanes import Lane, lane_bounds
 from numbaconv._scratch import _scratch_buffer
@@ -229,7 +229,7 @@ def _column_tiles(
 def _phase_image_size(geom: ConvGeometry) -> int:
     """Elements of one image split by stride phase: ``C * sh * sw`` phases of
     ``ceil(H / sh) x ceil(W / sw)`` (the lanes split only strides no wider than the image)."""
-    return _kernels.phases_size(1, geom.c, geom.h, geom.w, geom.sh, geom.sw)
+    return _classic_kernels.phases_size(1, geom.c, geom.h, geom.w, geom.sh, geom.sw)
 
 
 def _phases_size(geom: ConvGeometry, tiling: Tiling, gradient: bool = False) -> int:

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numba
 import numpy as np
 
-from numbaconv import _kernels
+from numbaconv import _classic_kernels
+from numbaconv._kernels import SERIAL_BELOW, run
 from numbaconv._validation import (
     IntPair,
     as_classic_hyperparameter,
@@ -184,19 +185,19 @@ def im2col_indices(
                                                            stride, dilation)
         geom = make_geometry(x.shape, 1, fh, fw, stride, padding, dilation, op="im2col_indices")
     cols = np.empty((geom.rows, geom.positions * geom.n), dtype=x.dtype)
-    k = _kernels
+    k = _classic_kernels
     if cols.size and geom.is_pointwise:  # the batch-last copy of x already is the columns
-        k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
+        run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
               cols.reshape(-1, geom.n), True)
     elif cols.size and geom.n * geom.h * geom.w * x.itemsize <= _PLANE_BYTES:
         # A plane of every image at a time goes batch last, split by stride phase, into a
         # buffer that stays in cache, where every run of the classic layout is one contiguous
         # copy.  Planes are cut by taps where there are fewer than two per thread.
-        # (Not through k.run: the parallel driver needs the thread count, and asking numba
+        # (Not through run: the parallel driver needs the thread count, and asking numba
         # for it costs about 1 us, a sixth of a small call.)
         # (Each stride class has drivers of its own: a first call compiles only its own.)
         unit_stride = geom.sh == geom.sw == 1
-        if cols.size < k.SERIAL_BELOW:
+        if cols.size < SERIAL_BELOW:
             (k.im2col_classic_serial_unit_stride if unit_stride
              else k.im2col_classic_serial_strided)(x, *geom.kernel_args, cols)
         else:
@@ -206,12 +207,12 @@ def im2col_indices(
     elif cols.size:  # large planes: the whole input batch last (and split by stride phase)
         phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
         if geom.sh == geom.sw == 1:
-            k.run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
+            run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
                   phases.reshape(-1, geom.n), True)
         else:
-            k.run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh,
+            run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh,
                   geom.sw, phases)
-        k.run(k.im2col_classic_from_phases, k.im2col_classic_from_phases_serial, cols.size,
+        run(k.im2col_classic_from_phases, k.im2col_classic_from_phases_serial, cols.size,
               phases, geom.n, geom.c, geom.h, geom.w, *geom.kernel_args, cols)
     return cols
 
@@ -277,12 +278,12 @@ def col2im_indices(
         return _col2im_other_dtype(cols, shape, fh, fw, padding, stride, dilation)
     x = np.empty(shape, dtype=cols.dtype)
     if x.size:
-        k = _kernels
+        k = _classic_kernels
         if geom.is_pointwise:  # every pixel is one column entry: only the transpose remains
-            k.run(k.transpose_batch, k.transpose_batch_serial, x.size,
+            run(k.transpose_batch, k.transpose_batch_serial, x.size,
                   cols.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
         else:
-            k.run(k.col2im_classic, k.col2im_classic_serial, cols.size, cols,
+            run(k.col2im_classic, k.col2im_classic_serial, cols.size, cols,
                   *geom.kernel_args, x)
     return x
 

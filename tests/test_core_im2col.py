@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import numbaconv
-from numbaconv import _kernels, indices, reference
+from numbaconv import _classic_kernels, _kernels, indices, reference
 from numbaconv._validation import make_geometry
 from numbaconv.functional import col2im_blocks, im2col_blocks
 
@@ -149,7 +149,7 @@ def test_col2im_indices_matches_classic(x_shape, fh, fw, padding, stride, dtype,
 ])
 def test_col2im_indices_parallel_blocks_match_serial_and_classic(x_shape, fh, fw, padding,
                                                                  stride, rng):
-    """col2im_indices sums blocks of image rows in a buffer (``_kernels._BUFFER_ELEMENTS``):
+    """col2im_indices sums blocks of image rows in a buffer (``_classic_kernels._BUFFER_ELEMENTS``):
     the parallel driver, on sizes that take it, against the serial one (bit for bit) and
     the classic version."""
     x = np.zeros(x_shape)
@@ -158,7 +158,7 @@ def test_col2im_indices_parallel_blocks_match_serial_and_classic(x_shape, fh, fw
     got = numbaconv.col2im_indices(cols, x_shape, fh, fw, padding, stride)
     geom = make_geometry(x_shape, 1, fh, fw, stride, padding, 1)
     serial = np.empty(x_shape)
-    _kernels.col2im_classic_serial(cols, *geom.kernel_args, serial)
+    _classic_kernels.col2im_classic_serial(cols, *geom.kernel_args, serial)
     assert np.array_equal(got, serial)
     expected = reference.col2im_indices(cols, x_shape, fh, fw, padding, stride)
     np.testing.assert_allclose(got, expected, rtol=1e-13, atol=1e-13)
@@ -326,10 +326,10 @@ def test_im2col_by_plane_any_split_of_the_taps(rng, dtype, groups, x_shape, fh, 
     geom = make_geometry(x_shape, 1, fh, fw, stride, padding, dilation)
     expected = formula_cols(x, fh, fw, padding, stride, dilation)
     parallel = np.full(expected.shape, np.nan, dtype=dtype)
-    _kernels.im2col_classic(x, groups, *geom.kernel_args, parallel)
+    _classic_kernels.im2col_classic(x, groups, *geom.kernel_args, parallel)
     assert np.array_equal(parallel, expected)
     serial = np.full(expected.shape, np.nan, dtype=dtype)
-    _kernels.im2col_classic_serial(x, *geom.kernel_args, serial)
+    _classic_kernels.im2col_classic_serial(x, *geom.kernel_args, serial)
     assert np.array_equal(serial, expected)
 
 
@@ -343,8 +343,8 @@ def test_batch_last_phases_is_strided_slicing(rng, dtype, sh, sw, n_img, w):
     h, planes = 5, 2
     x = rng.standard_normal((n_img, planes, h, w)).astype(dtype)
     phases_h, phases_w, hp, wp = min(sh, h), min(sw, w), -(-h // sh), -(-w // sw)
-    for driver in (_kernels.batch_last_phases, _kernels.batch_last_phases_serial):
-        phases = np.full(_kernels.phases_size(*x.shape, sh, sw), np.nan, dtype=dtype)
+    for driver in (_classic_kernels.batch_last_phases, _classic_kernels.batch_last_phases_serial):
+        phases = np.full(_classic_kernels.phases_size(*x.shape, sh, sw), np.nan, dtype=dtype)
         driver(x, sh, sw, phases)
         split = phases.reshape(planes, phases_h, phases_w, hp, wp, n_img)
         for c, py, px in np.ndindex(planes, phases_h, phases_w):
@@ -376,7 +376,7 @@ def test_transpose_batch_moves_every_bit(rng, dtype, n_img, size):
     flat = x.view(bits.dtype).reshape(-1)
     count = min(bits.size, flat.size)
     flat[np.linspace(0, flat.size - 1, count).astype(int)] = bits[:count]
-    for driver in (_kernels.transpose_batch, _kernels.transpose_batch_serial):
+    for driver in (_classic_kernels.transpose_batch, _classic_kernels.transpose_batch_serial):
         last = np.full((size, n_img), np.nan, dtype=dtype)
         driver(x, last, True)
         assert np.array_equal(last.view(bits.dtype), x.T.view(bits.dtype))
