@@ -41,6 +41,7 @@ def test_network_text_report(network_run: dict) -> None:
         assert title in out
     assert "layer4.1.conv1" in out and "C=2048 7x7 K=512 1x1 S=1 P=0" in out
     assert "network sum (" in out and "ours/bare" in out and "ours/torch" in out
+    assert "network pass (2 convolutions back to back)" in out  # layer4.1 and layer4.2
     assert "shapes: N = batch size, C = input channels" in out  # the legend
     assert out.startswith("CPU: ") and "\nthreads: numba 1" in out  # the machine header
 
@@ -67,6 +68,11 @@ def test_network_json(network_run: dict) -> None:
         assert "median_s" in ours or "not supported by this version" in ours["unsupported"]
     sums = {(s["network"], s["op"]): s for s in data["sums"]}
     assert sums[("resnet50", "train")]["of_layers"] == 1
+    passes = {(p["network"], p["op"]): p for p in data["passes"]}
+    assert set(passes) == set(by)
+    whole = passes[("resnet50", "train")]
+    assert whole["convolutions"] == 2 and set(whole["impls"]) == impls
+    assert whole["impls"]["bare"]["median_s"] > 0 and whole["ratios"]["bare"]["median"] > 0
 
 
 def test_network_markdown(network_run: dict) -> None:
@@ -197,3 +203,27 @@ def test_markdown_of_an_empty_run() -> None:
 
     text = network_markdown({"machine": {}, "results": [], "sums": []})
     assert "shapes: N = batch size" in text
+
+
+def test_pass_order_follows_the_forward_pass() -> None:
+    from numbaconv.bench.netpass import pass_order
+    from numbaconv.bench.networks import NETWORKS
+
+    net = NETWORKS["resnet50"]
+    order = pass_order(net)
+    assert len(order) == len(net.all_layers()) == 53
+    assert [layer.geometry for layer in order] == [layer.geometry for layer in net.all_layers()]
+    assert {layer.name for layer in order} == {layer.name for layer in net.layers()}
+    # only the selected layers, each occurrence once, in forward order
+    picked = pass_order(net, ["layer4.1.conv1", "layer4.0.conv3"])
+    assert [layer.name for layer in picked] == ["layer4.0.conv3", "layer4.1.conv1",
+                                                "layer4.0.conv3", "layer4.1.conv1",
+                                                "layer4.0.conv3"]
+
+
+def test_pass_memory_guard_skips_without_running() -> None:
+    from numbaconv.bench.netpass import time_pass
+    from numbaconv.bench.networks import NETWORKS
+
+    rec = time_pass(NETWORKS["vgg16"], 32, "float64", "train", max_memory=2**30)
+    assert "GiB" in rec["skipped"] and rec["impls"] == {} and rec["convolutions"] == 13

@@ -123,6 +123,7 @@ def run(args: argparse.Namespace, machine: dict[str, Any], ops: Sequence[str],
         after: Callable[[], None] | None = None) -> int:
     """Time the cases, print the tables, write --json / --markdown; ``after`` runs once the
     cases are timed (the CLI measures the GEMM rate again there)."""
+    from numbaconv.bench.netpass import time_passes
     from numbaconv.bench.netreport import network_markdown, network_text
     from numbaconv.bench.netrun import network_sums, run_cases
 
@@ -134,6 +135,10 @@ def run(args: argparse.Namespace, machine: dict[str, Any], ops: Sequence[str],
     results = run_cases(_cases(args, ops), repeat=repeat, budget_s=budget,
                         min_rounds=min_rounds, torch=not args.no_torch,
                         max_memory=max_memory, progress=not args.no_progress)
+    passes = time_passes(args.network, args.batch or nets.parse_batches(DEFAULT_BATCHES),
+                         args.dtype, ops, patterns=args.layers, repeat=repeat, budget_s=budget,
+                         min_rounds=min_rounds, torch=not args.no_torch, max_memory=max_memory,
+                         progress=not args.no_progress)
     if after is not None:
         after()
     report = {"machine": machine,
@@ -143,7 +148,7 @@ def run(args: argparse.Namespace, machine: dict[str, Any], ops: Sequence[str],
                                                                      net.size],
                                       "layers": [layer.to_dict() for layer in net.layers()]}
                            for net in args.network},
-              "results": results, "sums": network_sums(results)}
+              "results": results, "sums": network_sums(results), "passes": passes}
     print(network_text(report))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

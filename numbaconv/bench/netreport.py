@@ -25,7 +25,10 @@ LEGEND = (
     "memory copy of the input+output bytes, once per pass (inference 1, training 3). "
     "rate: numbaconv's GFLOP/s (2 FLOPs per multiply-add of the products), GB/s of "
     "input+output bytes per pass for depthwise layers. x: how many times the layer occurs; "
-    "the network sum weights each layer by it.")
+    "the network sum weights each layer by it. Each layer's samples follow an idle moment; "
+    "network pass: every convolution of the network (each occurrence, the selected layers "
+    "only) once, in forward order and back to back, as a network runs them (training: each "
+    "layer's forward then backward), timed as one sample in alternation like the layers.")
 
 
 def _impl_cell(rec: dict[str, Any], impl: str) -> str:
@@ -54,7 +57,17 @@ def _rate_cell(rec: dict[str, Any]) -> str:
     return f"{rec['flops'] / ours / 1e9:.1f} GFLOP/s"
 
 
-def _rows(recs: Sequence[dict[str, Any]], total: dict[str, Any] | None) -> list[list[str]]:
+def _pass_row(rec: dict[str, Any]) -> list[str]:
+    title = f"network pass ({rec['convolutions']} convolutions back to back)"
+    if "skipped" in rec:
+        return [title, "", rec["skipped"], "", "", "", "", "", ""]
+    return [title, str(rec["convolutions"]), "forward order",
+            *(_impl_cell(rec, i) for i in ("numbaconv", "bare", "torch")),
+            _ratio_cell(rec["ratios"], "bare"), _ratio_cell(rec["ratios"], "torch"), ""]
+
+
+def _rows(recs: Sequence[dict[str, Any]], total: dict[str, Any] | None,
+          passed: dict[str, Any] | None = None) -> list[list[str]]:
     rows = []
     for r in recs:
         if "skipped" in r:
@@ -73,6 +86,8 @@ def _rows(recs: Sequence[dict[str, Any]], total: dict[str, Any] | None) -> list[
                             impls[i].get("max_s")) if impls.get(i) else "-"
               for i in ("numbaconv", "bare", "torch")),
             _ratio_cell(total["ratios"], "bare"), _ratio_cell(total["ratios"], "torch"), ""])
+    if passed is not None:
+        rows.append(_pass_row(passed))
     return rows
 
 
@@ -80,11 +95,12 @@ def _tables(report: dict[str, Any]) -> list[tuple[str, list[list[str]]]]:
     """(title, rows) per network, dtype, batch size and op, in the order measured."""
     sums = {(s["network"], s["n"], s["dtype"], s["op"]): s
             for s in report.get("sums") or network_sums(report["results"])}
+    passes = {(p["network"], p["n"], p["dtype"], p["op"]): p for p in report.get("passes", [])}
     groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
     for rec in report["results"]:
         groups.setdefault((rec["network"], rec["n"], rec["dtype"], rec["op"]), []).append(rec)
-    return [(f"{net}, batch {n}, {dtype}: {OP_TITLES[op]}", _rows(recs, sums.get((net, n, dtype,
-                                                                                   op))))
+    return [(f"{net}, batch {n}, {dtype}: {OP_TITLES[op]}",
+             _rows(recs, sums.get(key := (net, n, dtype, op)), passes.get(key)))
             for (net, n, dtype, op), recs in groups.items()]
 
 

@@ -11,7 +11,6 @@ range of every implementation's samples and the median and range of the per-roun
 
 from __future__ import annotations
 
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from numbaconv.bench.netimpls import (
     unsupported,
 )
 from numbaconv.bench.networks import Network, select_layers
-from numbaconv.bench.timing import measure_interleaved
+from numbaconv.bench.timing import measure_interleaved, paired_ratios
 
 #: Short dtype names used in case labels (``train|resnet50.conv1|b1|f32``).
 DTYPE_TAGS = {"float32": "f32", "float64": "f64"}
@@ -112,16 +111,7 @@ def time_case(case: Case, *, repeat: int = 5, budget_s: float = 1.0, min_rounds:
     for impl, timing in timings.items():
         rec["impls"][impl] = timing.to_dict()
         rec["impls"][impl]["gflops"] = rec["flops"] / timing.median_s / 1e9
-    ours = samples.get("numbaconv") or []
-    for impl in ("bare", "torch"):
-        theirs = samples.get(impl) or []
-        if ours and len(theirs) == len(ours):
-            pairs = [a / b for a, b in zip(ours, theirs, strict=True)]
-            rec["ratios"][impl] = {"median": statistics.median(pairs), "min": min(pairs),
-                                   "max": max(pairs), "rounds": len(pairs)}
-        elif "numbaconv" in timings and impl in timings:
-            rec["ratios"][impl] = {"median": timings["numbaconv"].median_s
-                                   / timings[impl].median_s}
+    rec["ratios"] = paired_ratios(timings, samples, "numbaconv", ("bare", "torch"))
     return rec
 
 

@@ -204,3 +204,23 @@ def measure_interleaved(fns: dict[str, Callable[[], object]], *, repeat: int = 7
         timings[name] = Timing(statistics.median(got), min(got), max(got), len(got),
                                number.get(name, 1), warm[name])
     return timings, samples
+
+
+def paired_ratios(timings: dict[str, Timing], samples: dict[str, list[float]], ours: str,
+                  references: tuple[str, ...]) -> dict[str, dict[str, float]]:
+    """Per reference: ``ours / reference`` as the median (and range) of the per-round ratios.
+
+    Where the two were not timed in the same rounds (a callable that sat out), the ratio of
+    the medians alone.
+    """
+    mine = samples.get(ours) or []
+    ratios: dict[str, dict[str, float]] = {}
+    for ref in references:
+        theirs = samples.get(ref) or []
+        if mine and len(theirs) == len(mine):
+            pairs = [a / b for a, b in zip(mine, theirs, strict=True)]
+            ratios[ref] = {"median": statistics.median(pairs), "min": min(pairs),
+                           "max": max(pairs), "rounds": len(pairs)}
+        elif ours in timings and ref in timings:
+            ratios[ref] = {"median": timings[ours].median_s / timings[ref].median_s}
+    return ratios
