@@ -3,10 +3,12 @@ inference, with numbaconv, the bare matrix products and torch.
 
 Groups are ``op|network.layer|bN|dtype`` (``train|resnet50.layer3.0.conv2|b1|f32``), the
 implementations ``numbaconv``, ``bare`` and ``torch``; the same cases as ``numbaconv bench
---network``.  JIT compilation and torch's start are never timed: each callable gets an untimed
-warm-up call (skipped under ``--benchmark-disable``, where every case runs once).  Layers the
-installed numbaconv cannot run (``groups=``, transposed convolution) are skipped with the
-reason.
+--network``.  The network passes (every convolution of a network once, in forward order,
+back to back: ``numbaconv.bench.netpass``) are the groups ``op|network|pass|bN|dtype``, over
+all of each network's layers whatever ``--bench-layers`` says.  JIT compilation and torch's
+start are never timed: each callable gets an untimed warm-up call (skipped under
+``--benchmark-disable``, where every case runs once).  Layers the installed numbaconv cannot
+run (``groups=``, transposed convolution) are skipped with the reason.
 
 By default only batch size 1 and a few representative layers per network run, so the smoke
 run of CI stays short; ask for more with the options of benchmarks/conftest.py or their
@@ -24,7 +26,8 @@ import pytest
 
 from numbaconv.bench import netimpls
 from numbaconv.bench.layers import NET_OPS
-from numbaconv.bench.netrun import Case, make_cases
+from numbaconv.bench.netpass import make_pass, pass_order, pass_problems
+from numbaconv.bench.netrun import DTYPE_TAGS, Case, make_cases
 from numbaconv.bench.networks import parse_batches, parse_networks
 from numbaconv.bench.shapes import DTYPES
 
@@ -57,7 +60,18 @@ def _cases(config: pytest.Config) -> list[Case]:
     return cases
 
 
+def _passes(config: pytest.Config) -> list:
+    networks = parse_networks(config.getoption("--bench-networks"))
+    batches = parse_batches(config.getoption("--bench-batches"))
+    return [pytest.param(net, n, dtype, op, impl,
+                         id=f"{op}|{net.name}|pass|b{n}|{DTYPE_TAGS[dtype]}|{impl}")
+            for net in networks for n in batches for dtype in DTYPES for op in NET_OPS
+            for impl in IMPLS]
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "net" in metafunc.fixturenames:
+        metafunc.parametrize(("net", "n", "dtype", "op", "impl"), _passes(metafunc.config))
     if "case" in metafunc.fixturenames:
         metafunc.parametrize(
             ("case", "dtype", "impl"),
@@ -88,6 +102,21 @@ def test_network_layer(benchmark, case: Case, dtype: str, impl: str) -> None:
                                 n=case.n, dtype=dtype, op=case.op, impl=impl,
                                 flops=case.layer.flops(case.op, case.n))
     fn = netimpls.make_callable(_problem(case), case.op, impl)
+    if not benchmark.disabled:
+        fn()  # warm-up: JIT compilation (and torch's first call) is never timed
+    benchmark(fn)
+
+
+def test_network_pass(benchmark, net, n: int, dtype: str, op: str, impl: str) -> None:
+    order = pass_order(net)
+    if impl == "numbaconv":
+        reasons = {netimpls.unsupported(layer, op) for layer in order} - {None}
+        if reasons:
+            pytest.skip("; ".join(sorted(reasons)))
+    benchmark.group = f"{op}|{net.name}|pass|b{n}|{DTYPE_TAGS[dtype]}"
+    benchmark.extra_info.update(network=net.name, convolutions=len(order), n=n, dtype=dtype,
+                                op=op, impl=impl)
+    fn = make_pass(order, pass_problems(order, n, dtype), op, impl)
     if not benchmark.disabled:
         fn()  # warm-up: JIT compilation (and torch's first call) is never timed
     benchmark(fn)

@@ -41,11 +41,21 @@ def pass_order(net: Network, patterns: Sequence[str] | None = None) -> list[Laye
     return [distinct[layer.geometry] for layer in net.all_layers() if layer.geometry in distinct]
 
 
-def _pass(calls: list[Callable[[], object]]) -> Callable[[], None]:
+def make_pass(order: Sequence[Layer], problems: dict, op: str, impl: str
+              ) -> Callable[[], None]:
+    """One pass of ``impl`` over ``order``, with the data of ``problems`` (by geometry)."""
+    calls = {g: make_callable(p, op, impl) for g, p in problems.items()}
+    steps = [calls[layer.geometry] for layer in order]
+
     def run() -> None:
-        for call in calls:
-            call()
+        for step in steps:
+            step()
     return run
+
+
+def pass_problems(order: Sequence[Layer], n: int, dtype: str) -> dict:
+    """Seeded data of every distinct layer of ``order``, by geometry."""
+    return {layer.geometry: LayerProblem(layer, n, dtype) for layer in order}
 
 
 def time_pass(net: Network, n: int, dtype: str, op: str, *,
@@ -71,15 +81,14 @@ def time_pass(net: Network, n: int, dtype: str, op: str, *,
         rec["skipped"] = (f"needs about {need / 2**30:.1f} GiB, more than the "
                           f"{max_memory / 2**30:.1f} GiB allowed (--max-memory)")
         return rec
-    problems = {layer.geometry: LayerProblem(layer, n, dtype) for layer in distinct}
+    problems = pass_problems(distinct, n, dtype)
     fns = {}
     for impl in (i for i in NET_IMPLS if torch or i != "torch"):
         if impl == "numbaconv" and any(unsupported(layer, op) for layer in distinct):
             rec["impls"][impl] = {"unsupported": "a layer of the pass is not supported"}
             continue
         try:
-            calls = {g: make_callable(p, op, impl) for g, p in problems.items()}
-            fns[impl] = _pass([calls[layer.geometry] for layer in order])
+            fns[impl] = make_pass(order, problems, op, impl)
             fns[impl]()  # compiles, and fails here rather than inside the timer
         except Exception as exc:  # noqa: BLE001 - reported, the run goes on
             fns.pop(impl, None)
