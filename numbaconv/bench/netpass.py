@@ -30,7 +30,7 @@ from numbaconv.bench.netimpls import (
     memory_estimate,
     unsupported,
 )
-from numbaconv.bench.netrun import DTYPE_TAGS
+from numbaconv.bench.netrun import DTYPE_TAGS, ready_callables
 from numbaconv.bench.networks import Network, select_layers
 from numbaconv.bench.timing import measure_interleaved, paired_ratios
 
@@ -82,17 +82,10 @@ def time_pass(net: Network, n: int, dtype: str, op: str, *,
                           f"{max_memory / 2**30:.1f} GiB allowed (--max-memory)")
         return rec
     problems = pass_problems(distinct, n, dtype)
-    fns = {}
-    for impl in (i for i in NET_IMPLS if torch or i != "torch"):
-        if impl == "numbaconv" and any(unsupported(layer, op) for layer in distinct):
-            rec["impls"][impl] = {"unsupported": "a layer of the pass is not supported"}
-            continue
-        try:
-            fns[impl] = make_pass(order, problems, op, impl)
-            fns[impl]()  # compiles, and fails here rather than inside the timer
-        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            fns.pop(impl, None)
-            rec["impls"][impl] = {"error": f"{type(exc).__name__}: {exc}"}
+    reasons = [r for r in (unsupported(layer, op) for layer in distinct) if r is not None]
+    fns = ready_callables(rec, [i for i in NET_IMPLS if torch or i != "torch"],
+                          reasons[0] if reasons else None,
+                          lambda impl: make_pass(order, problems, op, impl))
     if not fns:
         return rec
     timings, samples = measure_interleaved(fns, repeat=repeat, budget_s=budget_s,

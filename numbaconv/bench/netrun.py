@@ -12,7 +12,7 @@ range of every implementation's samples and the median and range of the per-roun
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -92,18 +92,8 @@ def time_case(case: Case, *, repeat: int = 5, budget_s: float = 1.0, min_rounds:
         return rec
     impls = [i for i in NET_IMPLS if torch or i != "torch"]
     problem = LayerProblem(case.layer, case.n, case.dtype)
-    reason = unsupported(case.layer, case.op)
-    fns = {}
-    for impl in impls:
-        if impl == "numbaconv" and reason is not None:
-            rec["impls"][impl] = {"unsupported": reason}
-            continue
-        try:
-            fns[impl] = make_callable(problem, case.op, impl)
-            fns[impl]()  # compiles, and fails here rather than inside the timer
-        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
-            fns.pop(impl, None)
-            rec["impls"][impl] = {"error": f"{type(exc).__name__}: {exc}"}
+    fns = ready_callables(rec, impls, unsupported(case.layer, case.op),
+                          lambda impl: make_callable(problem, case.op, impl))
     if not fns:
         return rec
     timings, samples = measure_interleaved(fns, repeat=repeat, budget_s=budget_s,
@@ -113,6 +103,27 @@ def time_case(case: Case, *, repeat: int = 5, budget_s: float = 1.0, min_rounds:
         rec["impls"][impl]["gflops"] = rec["flops"] / timing.median_s / 1e9
     rec["ratios"] = paired_ratios(timings, samples, "numbaconv", ("bare", "torch"))
     return rec
+
+
+def ready_callables(rec: dict[str, Any], impls: Sequence[str], reason: str | None,
+                    make: Callable[[str], Callable[[], object]]
+                    ) -> dict[str, Callable[[], object]]:
+    """Each implementation's callable ``make(impl)``, called once (it compiles, and fails here
+    rather than inside the timer); ``rec["impls"]`` says why one is missing: numbaconv
+    ``unsupported`` for ``reason``, or the ``error`` it raised (the run goes on)."""
+    fns = {}
+    for impl in impls:
+        if impl == "numbaconv" and reason is not None:
+            rec["impls"][impl] = {"unsupported": reason}
+            continue
+        try:
+            fn = make(impl)
+            fn()
+        except Exception as exc:  # noqa: BLE001 - reported, the run goes on
+            rec["impls"][impl] = {"error": f"{type(exc).__name__}: {exc}"}
+        else:
+            fns[impl] = fn
+    return fns
 
 
 def run_cases(cases: Sequence[Case], *, repeat: int = 5, budget_s: float = 1.0,
