@@ -26,7 +26,7 @@ import pytest
 
 from numbaconv.bench import netimpls
 from numbaconv.bench.layers import NET_OPS
-from numbaconv.bench.netpass import make_pass, pass_order, pass_problems
+from numbaconv.bench.netpass import make_pass, pass_order, pass_problems, pass_unsupported
 from numbaconv.bench.netrun import DTYPE_TAGS, Case, make_cases
 from numbaconv.bench.networks import parse_batches, parse_networks
 from numbaconv.bench.shapes import DTYPES
@@ -109,10 +109,9 @@ def test_network_layer(benchmark, case: Case, dtype: str, impl: str) -> None:
 
 def test_network_pass(benchmark, net, n: int, dtype: str, op: str, impl: str) -> None:
     order = pass_order(net)
-    if impl == "numbaconv":
-        reasons = {netimpls.unsupported(layer, op) for layer in order} - {None}
-        if reasons:
-            pytest.skip("; ".join(sorted(reasons)))
+    reason = pass_unsupported(order, op)
+    if impl == "numbaconv" and reason is not None:
+        pytest.skip(reason)
     benchmark.group = f"{op}|{net.name}|pass|b{n}|{DTYPE_TAGS[dtype]}"
     benchmark.extra_info.update(network=net.name, convolutions=len(order), n=n, dtype=dtype,
                                 op=op, impl=impl)

@@ -188,7 +188,7 @@ def im2col_indices(
     k = _classic_kernels
     if cols.size and geom.is_pointwise:  # the batch-last copy of x already is the columns
         run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
-              cols.reshape(-1, geom.n), True)
+            cols.reshape(-1, geom.n), True)
     elif cols.size and geom.n * geom.h * geom.w * x.itemsize <= _PLANE_BYTES:
         # A plane of every image at a time goes batch last, split by stride phase, into a
         # buffer that stays in cache, where every run of the classic layout is one contiguous
@@ -208,12 +208,12 @@ def im2col_indices(
         phases = np.empty(k.phases_size(*geom.x_shape, geom.sh, geom.sw), dtype=x.dtype)
         if geom.sh == geom.sw == 1:
             run(k.transpose_batch, k.transpose_batch_serial, x.size, x.reshape(geom.n, -1),
-                  phases.reshape(-1, geom.n), True)
+                phases.reshape(-1, geom.n), True)
         else:
             run(k.batch_last_phases, k.batch_last_phases_serial, x.size, x, geom.sh,
-                  geom.sw, phases)
+                geom.sw, phases)
         run(k.im2col_classic_from_phases, k.im2col_classic_from_phases_serial, cols.size,
-              phases, geom.n, geom.c, geom.h, geom.w, *geom.kernel_args, cols)
+            phases, geom.n, geom.c, geom.h, geom.w, *geom.kernel_args, cols)
     return cols
 
 
@@ -281,10 +281,10 @@ def col2im_indices(
         k = _classic_kernels
         if geom.is_pointwise:  # every pixel is one column entry: only the transpose remains
             run(k.transpose_batch, k.transpose_batch_serial, x.size,
-                  cols.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
+                cols.reshape(-1, geom.n), x.reshape(geom.n, -1), False)
         else:
             run(k.col2im_classic, k.col2im_classic_serial, cols.size, cols,
-                  *geom.kernel_args, x)
+                *geom.kernel_args, x)
     return x
 
 

@@ -106,11 +106,14 @@ def list_shapes(args: argparse.Namespace) -> int:
     return 0
 
 
+def _batches(args: argparse.Namespace) -> list[int]:
+    return args.batch or nets.parse_batches(DEFAULT_BATCHES)
+
+
 def _cases(args: argparse.Namespace, ops: Sequence[str]) -> list:
     from numbaconv.bench.netrun import make_cases
 
-    batches = args.batch or nets.parse_batches(DEFAULT_BATCHES)
-    return make_cases(args.network, batches, args.dtype, ops, args.layers)
+    return make_cases(args.network, _batches(args), args.dtype, ops, args.layers)
 
 
 def _settings(args: argparse.Namespace) -> tuple[int, float, int]:
@@ -135,9 +138,9 @@ def run(args: argparse.Namespace, machine: dict[str, Any], ops: Sequence[str],
     results = run_cases(_cases(args, ops), repeat=repeat, budget_s=budget,
                         min_rounds=min_rounds, torch=not args.no_torch,
                         max_memory=max_memory, progress=not args.no_progress)
-    passes = time_passes(args.network, args.batch or nets.parse_batches(DEFAULT_BATCHES),
-                         args.dtype, ops, patterns=args.layers, repeat=repeat, budget_s=budget,
-                         min_rounds=min_rounds, torch=not args.no_torch, max_memory=max_memory,
+    passes = time_passes(args.network, _batches(args), args.dtype, ops, patterns=args.layers,
+                         repeat=repeat, budget_s=budget, min_rounds=min_rounds,
+                         torch=not args.no_torch, max_memory=max_memory,
                          progress=not args.no_progress)
     if after is not None:
         after()

@@ -55,7 +55,19 @@ def make_pass(order: Sequence[Layer], problems: dict, op: str, impl: str
 
 def pass_problems(order: Sequence[Layer], n: int, dtype: str) -> dict:
     """Seeded data of every distinct layer of ``order``, by geometry."""
-    return {layer.geometry: LayerProblem(layer, n, dtype) for layer in order}
+    return {layer.geometry: LayerProblem(layer, n, dtype) for layer in distinct_layers(order)}
+
+
+def distinct_layers(order: Sequence[Layer]) -> list[Layer]:
+    """The layers of ``order`` once each, in the order they first occur."""
+    return list({layer.geometry: layer for layer in order}.values())
+
+
+def pass_unsupported(order: Sequence[Layer], op: str) -> str | None:
+    """Why the installed numbaconv cannot run the pass (the first layer it cannot run), or
+    None."""
+    return next((r for r in (unsupported(layer, op) for layer in distinct_layers(order))
+                 if r is not None), None)
 
 
 def time_pass(net: Network, n: int, dtype: str, op: str, *,
@@ -71,20 +83,18 @@ def time_pass(net: Network, n: int, dtype: str, op: str, *,
     order = pass_order(net, patterns)
     rec: dict[str, Any] = {"network": net.name, "n": n, "dtype": dtype, "op": op,
                            "convolutions": len(order), "impls": {}, "ratios": {}}
-    distinct = list({layer.geometry: layer for layer in order}.values())
-    itemsize = 4 if dtype == "float32" else 8
-    need = sum(memory_estimate(layer, n, itemsize, op) for layer in distinct)
     if not order:
         rec["skipped"] = "no layer selected"
         return rec
+    itemsize = 4 if dtype == "float32" else 8
+    need = sum(memory_estimate(layer, n, itemsize, op) for layer in distinct_layers(order))
     if max_memory is not None and need > max_memory:
         rec["skipped"] = (f"needs about {need / 2**30:.1f} GiB, more than the "
                           f"{max_memory / 2**30:.1f} GiB allowed (--max-memory)")
         return rec
-    problems = pass_problems(distinct, n, dtype)
-    reasons = [r for r in (unsupported(layer, op) for layer in distinct) if r is not None]
+    problems = pass_problems(order, n, dtype)
     fns = ready_callables(rec, [i for i in NET_IMPLS if torch or i != "torch"],
-                          reasons[0] if reasons else None,
+                          pass_unsupported(order, op),
                           lambda impl: make_pass(order, problems, op, impl))
     if not fns:
         return rec
