@@ -239,7 +239,7 @@ def _fused_backward_lane(x, dout3, w_mat, dx, geom, tiling, accumulate, want_dx=
         dw_lane = np.empty(dw_shape, dtype=dtype)  # overwritten by the lane
         seconds = np.zeros(4) if _stages.profiling() else None  # None: no clock code
         _lane_kernels.backward_lane(
-            images, dout3, w_mat, dx, dw_lane, transposed, n0, n1, r0, r1, accumulate,
+            images, dout3, w_mat, dx, dw_lane, transposed, False, n0, n1, r0, r1, accumulate,
             want_dx, want_dw, *geom.kernel_args,
             tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row,
             _scratch_buffer("cols", cols_size, dtype),

@@ -4,10 +4,12 @@ depthwise-friendly): the core convolution run once per group.
 Group g is the convolution of the channels ``x[:, g*C/g : (g+1)*C/g]`` with the filters
 ``w[g*K/g : (g+1)*K/g]``; its output is the same slice of the output's channels.
 
-Where the lanes are Numba kernels, the groups' inputs are laid out group-major and every lane
-of every group runs in one parallel Numba call (``_lane_kernels.grouped_forward_lanes`` /
-``grouped_backward_lanes``): a call per group from Python cost more than many groups' whole
-work (ResNeXt's 32 groups at batch 1).  The items, (group, lane), depend on the problem only,
+Where the lanes are Numba kernels, every lane of every group runs in one parallel Numba call
+(``_lane_kernels.grouped_forward_lanes`` / ``grouped_backward_lanes``): a call per group from
+Python cost more than many groups' whole work (ResNeXt's 32 groups at batch 1).  The arrays
+are read and written in place, viewed as ``N * G`` images of one group each (group g of image
+n is contiguous): no copy into a group-major layout and back, which took a third of the time
+of ResNeXt's layers at batch 8.  The items, (group, lane), depend on the problem only,
 and each group's weight-gradient parts are added in lane order, so results are bitwise
 identical for any thread count.  Otherwise (filter lanes, another BLAS, a call inside a lane)
 each group runs the ungrouped forward / backward pass of :mod:`numbaconv.functional` on
@@ -16,15 +18,22 @@ contiguous slices, deterministic in the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
 
-from numbaconv import _backward, _lane_kernels, functional
+from numbaconv import _backward, _lane_kernels, _stages, functional
 from numbaconv._lanes import _wave_order, in_lane, run_lanes, single_threaded_blas
 from numbaconv._scratch import thread_scratch
-from numbaconv._tiling import Tiling, plan_lanes, plan_tiling, use_fused_lanes
+from numbaconv._tiling import (
+    Tiling,
+    _phase_image_size,
+    _phases_size,
+    plan_lanes,
+    plan_tiling,
+    use_fused_lanes,
+)
 from numbaconv._validation import ConvGeometry, check_workspace, make_geometry
 
 # From this many groups on, the groups are the lanes (each group's convolution runs whole in
@@ -127,8 +136,9 @@ class _GroupPlan:
 
 @dataclass(frozen=True)
 class GroupedLanesCache(GroupedCache):
-    """What the backward pass of :func:`_lanes_forward` needs (``caches`` is empty): the
-    input laid out group-major (a private copy), the weights, and the plan."""
+    """What the backward pass of :func:`_lanes_forward` needs (``caches`` is empty): a
+    private copy of the input as one-group images (``(N*G, C/G, H, W)``, or, flat, those
+    images split by stride phase), the weights, and the plan."""
 
     xg: np.ndarray | None = None
     w: np.ndarray | None = None
@@ -151,6 +161,8 @@ def _group_plan(geom: ConvGeometry, groups: int, itemsize: int,
     tiling = plan_tiling(geom_g, itemsize, check_workspace(workspace))
     if tiling.filters:
         return None
+    # One image per tile: the images of a group are ``groups`` apart in the input.
+    tiling = replace(tiling, images=1, wide=False)
     backward_lanes = plan_lanes(geom_g, tiling, backward=True)
     part_bytes = geom_g.k * (geom_g.rows + 1) * itemsize
     if groups * len(backward_lanes) * part_bytes > _PARTS_BYTES:
@@ -158,18 +170,11 @@ def _group_plan(geom: ConvGeometry, groups: int, itemsize: int,
     return _GroupPlan(geom_g, tiling, plan_lanes(geom_g, tiling), backward_lanes)
 
 
-def _group_major(a: np.ndarray, groups: int) -> np.ndarray:
-    """``a`` (N, G*m, ...) as ``(G, N, m, ...)``, C-contiguous (a view for one image)."""
+def _one_group_images(a: np.ndarray, groups: int) -> np.ndarray:
+    """``a`` (N, G*m, ...) as ``N * G`` images of one group each, ``(N*G, m, ...)``: image
+    ``n * G + g`` is group g's channels of image n (a view of a C-contiguous ``a``)."""
     n, channels = a.shape[0], a.shape[1]
-    split = a.reshape(n, groups, channels // groups, *a.shape[2:])
-    return np.ascontiguousarray(split.transpose(1, 0, *range(2, split.ndim)))
-
-
-def _channel_major(a: np.ndarray) -> np.ndarray:
-    """The inverse of :func:`_group_major`: ``(G, N, m, ...)`` as ``(N, G*m, ...)``."""
-    g, n, m = a.shape[:3]
-    return np.ascontiguousarray(a.transpose(1, 0, *range(2, a.ndim))).reshape(
-        n, g * m, *a.shape[3:])
+    return np.ascontiguousarray(a).reshape(n * groups, channels // groups, *a.shape[2:])
 
 
 def _items(groups: int, lanes: list) -> np.ndarray:
@@ -179,53 +184,64 @@ def _items(groups: int, lanes: list) -> np.ndarray:
 def _lanes_forward(x, w, bias, geom, groups, plan, keep):
     geom_g, tiling = plan.geometry, plan.tiling
     k_group, rows = geom_g.k, geom_g.rows
-    xg = _group_major(x, groups)
-    if keep and np.shares_memory(xg, x):
-        xg = xg.copy()  # the cache keeps the input as it is now
+    xg = _one_group_images(x, groups)
+    # The lanes split each image by stride phase where that pays (the split is then what
+    # the backward pass reads), or copy it into the cache's private copy as they first read
+    # it.
+    phases = None
+    if _phases_size(geom_g, tiling) > 0:
+        phases = np.empty(len(xg) * _phase_image_size(geom_g), dtype=x.dtype)
+    x_kept = phases if phases is not None else np.empty_like(xg) if keep else xg
     bias2 = None if bias is None else bias.reshape(groups, k_group)
     w_ext = np.ascontiguousarray(functional.weight_rows(w.reshape(groups, k_group, rows), bias2,
                                                         tiling.bias_row))
     # Without a row of ones (pointwise) the lanes add the bias after the products.
     add_bias = (bias2 if bias2 is not None and not tiling.bias_row
                 else np.empty((groups, 0), dtype=x.dtype))
-    outg = np.empty((groups, geom.n, k_group, geom_g.positions), dtype=x.dtype)
-    _, _, _, cols_size, wide_size = functional._fused_lane_args(xg[0], xg[0], None, geom_g,
-                                                                tiling)
+    out = np.empty(geom.out_shape, dtype=x.dtype)
+    _, _, _, cols_size, _ = functional._fused_lane_args(xg, xg, None, geom_g, tiling)
     threads = numba.get_num_threads()
+    items = _items(groups, plan.lanes)
+    seconds = np.zeros((len(items), 4)) if _stages.profiling() else None  # None: no clock code
     with single_threaded_blas():
         _lane_kernels.grouped_forward_lanes(
-            _items(groups, plan.lanes), xg, w_ext, add_bias, outg, *geom_g.kernel_args,
-            tiling.images, tiling.out_rows, tiling.wide, tiling.bias_row,
-            thread_scratch("cols", threads, cols_size, x.dtype),
-            thread_scratch("wide", threads, wide_size, x.dtype))
-    out = _channel_major(outg).reshape(geom.out_shape)
-    return out, (GroupedLanesCache((), geom, groups, xg, w, plan) if keep else None)
+            items, groups, xg, xg if phases is not None else x_kept, w_ext, add_bias,
+            _one_group_images(out.reshape(geom.n, geom.k, geom.positions), groups),
+            *geom_g.kernel_args, tiling.out_rows, tiling.bias_row,
+            thread_scratch("cols", threads, cols_size, x.dtype), phases, seconds)
+    if seconds is not None:
+        _stages.add_lane_seconds(seconds.sum(axis=0))
+    return out, (GroupedLanesCache((), geom, groups, x_kept, w, plan) if keep else None)
 
 
 def _lanes_backward(dout, cache):
     geom, groups, plan = cache.geometry, cache.groups, cache.plan
     geom_g, tiling = plan.geometry, plan.tiling
     dtype, k_group, rows = dout.dtype, geom_g.k, geom_g.rows
-    doutg = _group_major(dout.reshape(geom.n, geom.k, geom.positions), groups)
+    doutg = _one_group_images(dout.reshape(geom.n, geom.k, geom.positions), groups)
     w_mat = np.ascontiguousarray(cache.w.reshape(groups, k_group, rows), dtype=dtype)
     accumulate = tiling.split_rows and tiling.bias_row
-    dxg = (np.zeros if accumulate else np.empty)((groups, *geom_g.x_shape), dtype=dtype)
-    (_, _, transposed, dw_shape, cols_size, dcols_size, grad_size,
-     _) = _backward._fused_lane_scratch(cache.xg[0], dxg[0], geom_g, tiling)
+    dx = (np.zeros if accumulate else np.empty)(geom.x_shape, dtype=dtype)
+    dxg = _one_group_images(dx, groups)
+    (images, phases, transposed, dw_shape, cols_size, dcols_size, _,
+     dphases_size) = _backward._fused_lane_scratch(cache.xg, dxg, geom_g, tiling)
     items = _items(groups, plan.backward_lanes)
     parts = np.empty((len(items), *dw_shape), dtype=dtype)
     threads = numba.get_num_threads()
+    dphases = thread_scratch("dphases", threads, dphases_size, dtype) if dphases_size else None
     waves = _wave_order([tuple(item[1:]) for item in items], 2 if accumulate else 1)
     with single_threaded_blas():
         for wave in waves:
             wave_parts = np.empty((len(wave), *dw_shape), dtype=dtype)
+            seconds = np.zeros((len(wave), 4)) if _stages.profiling() else None
             _lane_kernels.grouped_backward_lanes(
-                items[wave], cache.xg, doutg, w_mat, dxg, wave_parts, transposed, accumulate,
-                *geom_g.kernel_args, tiling.images, tiling.out_rows, tiling.wide,
-                tiling.bias_row, thread_scratch("cols", threads, cols_size, dtype),
-                thread_scratch("dcols", threads, dcols_size, dtype),
-                thread_scratch("grad", threads, grad_size, dtype))
+                items[wave], groups, images, doutg, w_mat, dxg, wave_parts, transposed,
+                accumulate, *geom_g.kernel_args, tiling.out_rows, tiling.bias_row,
+                thread_scratch("cols", threads, cols_size, dtype),
+                thread_scratch("dcols", threads, dcols_size, dtype), phases, dphases, seconds)
             parts[wave] = wave_parts
+            if seconds is not None:
+                _stages.add_lane_seconds(seconds.sum(axis=0))
     # Item k is a lane of group k // per_group: a stable sort by group keeps each group's
     # lanes in the order they started.
     per_group = len(plan.backward_lanes)
@@ -240,6 +256,5 @@ def _lanes_backward(dout, cache):
         dw_db = total.T if transposed else total
         filters = slice(g * k_group, (g + 1) * k_group)
         dw[filters], db[filters] = _backward._split_weight_gradient(dw_db, rows)
-    dx = _channel_major(dxg).reshape(geom.x_shape)
     return dx, dw.reshape(geom.k, geom_g.c, geom.fh, geom.fw), db
 

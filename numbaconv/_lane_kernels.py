@@ -35,6 +35,7 @@ from numba import get_thread_id, njit, prange, types
 from numbaconv._blas import NO_TRANS, ROW_MAJOR, TRANS, dgemm, sgemm
 from numbaconv._kernels import (
     _FALSE,
+    _ONE,
     _TRUE,
     INTERNAL,
     _add_constant,
@@ -238,12 +239,13 @@ def forward_lane(x, x_kept, w_ext, bias, out3, n0, n1, r0, r1, fh, fw, sh, sw, p
 
 
 @njit(cache=True, nogil=True)
-def backward_lane(x, dout3, w_mat, dx, dw_lane, dw_transposed, n0, n1, r0, r1, accumulate,
-                  want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows,
-                  wide, bias_row, cols, dcols, grad, phases, dphases, seconds):
+def backward_lane(x, dout3, w_mat, dx, dw_lane, dw_transposed, add_dw, n0, n1, r0, r1,
+                  accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images,
+                  out_rows, wide, bias_row, cols, dcols, grad, phases, dphases, seconds):
     """``dx[n0:n1]``, and ``dw_lane`` = the part of images ``n0:n1`` (output rows ``r0:r1``)
     in ``[dW_row | db]`` (K, R + 1), or its transpose (R + 1, K) if ``dw_transposed``, tile by
-    tile.  ``dw_lane`` is overwritten: its first product has ``beta = 0``.  With
+    tile.  ``dw_lane`` is overwritten (its first product has ``beta = 0``), or, with
+    ``add_dw``, added to (the grouped lanes sum a group's images into one part).  With
     ``accumulate``, col2im adds into ``dx`` (zeroed by the caller) rather than overwriting
     it: lanes that are row blocks of one image share the input rows their windows overlap.
     Without ``want_dx`` (``want_dw``), ``dx`` (``dw_lane``) is left as it is: the transposed
@@ -270,10 +272,10 @@ def backward_lane(x, dout3, w_mat, dx, dw_lane, dw_transposed, n0, n1, r0, r1, a
     # db, the gradient of the row of ones, is dw_lane's last column (or row, transposed)
     db_at, db_step = (rows * k_out, 1) if dw_transposed else (rows, rows + 1)
     ld_dw = k_out if dw_transposed else rows + 1
-    if pointwise:  # db is summed outside the products
+    if pointwise and not add_dw:  # db is summed outside the products
         for k in range(k_out):
             dw_flat[db_at + k * db_step] = 0
-    beta = 0.0  # the lane's first product of dw overwrites it, the others add
+    beta = 1.0 if add_dw else 0.0  # the lane's first product of dw overwrites it, or adds
     # Tiles of images m0:m1 and output rows i0:i1, in order (functional.plan_tiling chose
     # their sizes).
     for m0 in range(n0, n1, images):
@@ -379,25 +381,29 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
         # branch: Numba prunes ``a is None`` by type, but typed every branch of an ``and``.)
         if dphases is None:
             if seconds is None:
-                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
+                              r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
+                              dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
+                              grad[t],
                               phases, None, None)
             else:
-                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
+                              r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
+                              dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
+                              grad[t],
                               phases, None, seconds[k])
         else:
             if seconds is None:
-                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
+                              r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
+                              dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
+                              grad[t],
                               phases, dphases[t], None)
             else:
-                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, n0, n1, r0, r1,
-                              accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh, dw, ho,
-                              wo, images, out_rows, wide, bias_row, cols[t], dcols[t], grad[t],
+                backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
+                              r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
+                              dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
+                              grad[t],
                               phases, dphases[t], seconds[k])
     if want_dw:
         parts = dw_parts.reshape(dw_parts.shape[0], dw_total.size)
@@ -412,33 +418,68 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
 
 # --- the lanes of every group of a grouped convolution in one parallel call -------------------
 #
-# The groups' arrays are laid out group-major (``xg[g]`` is group g's input, (N, C/G, H, W)),
-# and item k is row k of ``items`` (g, n0, n1, r0, r1): lane (n0, n1, r0, r1) of group g.
+# The arrays are the convolution's own, viewed as ``N * G`` images of one group each: image
+# ``n * G + g`` of ``x5`` (N*G, C/G, H, W) is group g's channels of image n, contiguous, and so
+# are ``out5``, ``dout5`` (N*G, K/G, Q) and ``dx5``.  Item k is row k of ``items``
+# (g, n0, n1, r0, r1): lane (n0, n1, r0, r1) of group g, one image at a time (the images of
+# one group are G apart), so the tiling has one image per tile.
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def grouped_forward_lanes(items, xg, w_ext, bias, outg, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
-                          images, out_rows, wide, bias_row, cols, wide_out):
-    """:func:`forward_lane` of every item, group ``g`` with ``w_ext[g]``, ``bias[g]`` and
-    ``outg[g]``."""
+def grouped_forward_lanes(items, groups, x5, x_kept5, w_ext, bias, out5, fh, fw, sh, sw, ph, pw,
+                          dh, dw, ho, wo, out_rows, bias_row, cols, phases, seconds):
+    """:func:`forward_lane` of every item, group ``g`` with ``w_ext[g]`` and ``bias[g]``,
+    copying each image into ``x_kept5`` unless it is ``x5``, or splitting it by stride phase
+    into ``phases`` (None: no split); ``seconds`` is None or one row per item."""
     for k in prange(items.shape[0]):
         t = get_thread_id()
-        g = items[k, 0]
-        forward_lane(xg[g], xg[g], w_ext[g], bias[g], outg[g], items[k, 1], items[k, 2],
-                     items[k, 3], items[k, 4], fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images,
-                     out_rows, wide, bias_row, cols[t], wide_out[t], None, None)
+        g, r0, r1 = items[k, 0], items[k, 3], items[k, 4]
+        for n in range(items[k, 1], items[k, 2]):
+            i = n * groups + g
+            if seconds is None:
+                forward_lane(x5, x_kept5, w_ext[g], bias[g], out5, i, i + 1, r0, r1, fh, fw, sh,
+                             sw, ph, pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row,
+                             cols[t], cols[t], phases, None)
+            else:
+                forward_lane(x5, x_kept5, w_ext[g], bias[g], out5, i, i + 1, r0, r1, fh, fw, sh,
+                             sw, ph, pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row,
+                             cols[t], cols[t], phases, seconds[k])
 
 
 @njit(cache=True, parallel=True, nogil=True)
-def grouped_backward_lanes(items, xg, doutg, w_mat, dxg, dw_parts, dw_transposed, accumulate,
-                           fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide,
-                           bias_row, cols, dcols, grad):
-    """:func:`backward_lane` of every item, its part of its group's ``[dW | db]`` into
-    ``dw_parts[k]``."""
+def grouped_backward_lanes(items, groups, x5, dout5, w_mat, dx5, dw_parts, dw_transposed,
+                           accumulate, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, out_rows,
+                           bias_row, cols, dcols, phases, dphases, seconds):
+    """:func:`backward_lane` of every item, the sum of its images' parts of its group's
+    ``[dW | db]`` into ``dw_parts[k]`` (in image order).  ``phases`` (None: none) is the
+    input split by stride phase, ``dphases`` (None: none) one scratch row per thread for the
+    input gradient split by stride phase; ``seconds`` is None or one row per item."""
     for k in prange(items.shape[0]):
         t = get_thread_id()
-        g = items[k, 0]
-        backward_lane(xg[g], doutg[g], w_mat[g], dxg[g], dw_parts[k], dw_transposed,
-                      items[k, 1], items[k, 2], items[k, 3], items[k, 4], accumulate, _TRUE,
-                      _TRUE, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, images, out_rows, wide,
-                      bias_row, cols[t], dcols[t], grad[t], None, None, None)
+        g, n0, r0, r1 = items[k, 0], items[k, 1], items[k, 3], items[k, 4]
+        for n in range(n0, items[k, 2]):
+            i = n * groups + g
+            add_dw = np.bool_(n > n0)
+            # None arguments select what is compiled, so each call names them.
+            if dphases is None:
+                if seconds is None:
+                    backward_lane(x5, dout5, w_mat[g], dx5, dw_parts[k], dw_transposed, add_dw,
+                                  i, i + 1, r0, r1, accumulate, _TRUE, _TRUE, fh, fw, sh, sw, ph,
+                                  pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row, cols[t],
+                                  dcols[t], dcols[t], phases, None, None)
+                else:
+                    backward_lane(x5, dout5, w_mat[g], dx5, dw_parts[k], dw_transposed, add_dw,
+                                  i, i + 1, r0, r1, accumulate, _TRUE, _TRUE, fh, fw, sh, sw, ph,
+                                  pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row, cols[t],
+                                  dcols[t], dcols[t], phases, None, seconds[k])
+            else:
+                if seconds is None:
+                    backward_lane(x5, dout5, w_mat[g], dx5, dw_parts[k], dw_transposed, add_dw,
+                                  i, i + 1, r0, r1, accumulate, _TRUE, _TRUE, fh, fw, sh, sw, ph,
+                                  pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row, cols[t],
+                                  dcols[t], dcols[t], phases, dphases[t], None)
+                else:
+                    backward_lane(x5, dout5, w_mat[g], dx5, dw_parts[k], dw_transposed, add_dw,
+                                  i, i + 1, r0, r1, accumulate, _TRUE, _TRUE, fh, fw, sh, sw, ph,
+                                  pw, dh, dw, ho, wo, _ONE, out_rows, _FALSE, bias_row, cols[t],
+                                  dcols[t], dcols[t], phases, dphases[t], seconds[k])

@@ -169,6 +169,44 @@ def test_each_variant_takes_its_own_path(rng):
                                padding_mode="circular"), _depthwise.DepthwiseCache)
 
 
+@pytest.mark.parametrize("stride", [1, 2], ids=["stride1", "stride2"])
+def test_profiled_grouped_lanes_time_their_stages(stride, rng):
+    """The grouped lanes report their stages to ``profile_stages`` (as the plain lanes do)
+    and give the same numbers with their clocks compiled in."""
+    from numbaconv._stages import profile_stages
+
+    x = rng.standard_normal((2, 8, 9, 9))
+    w = rng.standard_normal((8, 2, 3, 3))
+    b = rng.standard_normal(8)
+    out, cache = numbaconv.conv2d_forward(x, w, b, stride, 1, groups=4)
+    assert isinstance(cache, _grouped.GroupedLanesCache)
+    assert (cache.xg.ndim == 1) == (stride == 2)  # strided: kept split by stride phase
+    grads = numbaconv.conv2d_backward(np.ones_like(out), cache)
+    with profile_stages() as stages:
+        out_p, cache_p = numbaconv.conv2d_forward(x, w, b, stride, 1, groups=4)
+        grads_p = numbaconv.conv2d_backward(np.ones_like(out), cache_p)
+    assert np.array_equal(out, out_p)
+    assert all(np.array_equal(a, c) for a, c in zip(grads, grads_p, strict=True))
+    for name in ("im2col", "gemm", "col2im"):
+        assert stages.get(name, 0.0) > 0.0, (name, stages)
+
+
+@pytest.mark.parametrize("stride", [1, 2], ids=["stride1", "stride2"])
+def test_grouped_lanes_keep_a_private_copy_of_the_input(stride, rng):
+    """The grouped lanes read the caller's array in place; the cache keeps its own copy (or
+    its stride-phase split), so writing into x between the passes changes no gradient."""
+    x = rng.standard_normal((3, 16, 10, 10))
+    w = rng.standard_normal((16, 2, 3, 3))
+    out, cache = numbaconv.conv2d_forward(x, w, None, stride, 1, groups=8)
+    assert isinstance(cache, _grouped.GroupedLanesCache)
+    dout = np.cos(out)
+    before = numbaconv.conv2d_backward(dout, cache)
+    x[...] = 0
+    after = numbaconv.conv2d_backward(dout, cache)
+    assert all(np.array_equal(a, c) for a, c in zip(before, after, strict=True))
+    assert np.abs(before[1]).max() > 0
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_padding_forms_agree(mode, rng):
     """An int, a pair and the pair of pairs of the same amounts give the same results."""
