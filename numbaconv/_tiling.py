@@ -31,10 +31,14 @@ from numbaconv._validation import ConvGeometry
 # between im2col and the matrix product, and stay below glibc's mmap threshold (32 MiB), so
 # the buffer is recycled by malloc instead of being page-faulted in afresh on every call.
 DEFAULT_WORKSPACE = 2 * 2**20
-# ... but by default a tile has the columns of at least this many output positions: each tile's
-# products pack the weights again, and backward add into the whole weight gradient.  (C=1024
-# 3x3 at 32x32, batch 1: 2 MiB tiles of one output row, 32 positions, took 2.0x the bare
-# products' time to train, 128-position tiles 1.4x.)
+# ... but by default a tile of a deep layer has the columns of this many output positions, up
+# to MAX_DEFAULT_WORKSPACE, and of at least MIN_TILE_POSITIONS: each tile's products pack the
+# weights again, and backward read and write the whole weight gradient (9 MiB for 512
+# channels 3x3), so thin tiles spend their time on that.  (C=1024 3x3 at 32x32, batch 1:
+# tiles of 32 positions took 2.0x the bare products' time to train, of 128 1.4x; C=512 3x3 at
+# 28x28, batch 8: tiles of 512 positions trained in 0.91-0.93x the time of tiles of 128.)
+TILE_POSITIONS = 512
+MAX_DEFAULT_WORKSPACE = 8 * 2**20
 MIN_TILE_POSITIONS = 128
 # Output planes smaller than this many positions use the wide layout (see use_wide_layout).
 WIDE_BELOW = 256
@@ -111,12 +115,13 @@ _known_tilings: dict[tuple, Tiling] = {}
 
 
 def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
-    """The largest tiles whose column buffer fits ``workspace`` bytes (default 2 MiB, or
-    the columns of ``MIN_TILE_POSITIONS`` output positions if larger); at least one output
-    row of one image.  Images are cut into blocks of rows where the
-    backward pass has fewer images than lanes (planes of the wide layout are never cut), and
-    calls with few output positions and many filters use filter lanes (``_filter_lanes``)."""
-    key = (geom, itemsize, workspace, WIDE_BELOW, MIN_TILE_POSITIONS, POSITIONS_PER_LANE,
+    """The largest tiles whose column buffer fits ``workspace`` bytes (default:
+    :func:`default_workspace`); at least one output row of one image.  Images are cut into
+    blocks of rows where the backward pass has fewer images than lanes (planes of the wide
+    layout are never cut), and calls with few output positions and many filters use filter
+    lanes (``_filter_lanes``)."""
+    key = (geom, itemsize, workspace, WIDE_BELOW, TILE_POSITIONS, MAX_DEFAULT_WORKSPACE,
+           MIN_TILE_POSITIONS, POSITIONS_PER_LANE,
            BACKWARD_POSITIONS_PER_LANE, _lanes.SMALL_CALL, _lanes.LANE_WORK, _lanes.LANES,
            _filter_lanes.MIN_BLOCK_ROWS, _filter_lanes.FILTER_LANES_RATIO)
     tiling = _known_tilings.get(key)
@@ -127,12 +132,20 @@ def plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Til
     return tiling
 
 
+def default_workspace(column_rows: int, itemsize: int) -> int:
+    """Bytes of a column buffer by default: 2 MiB, or, for deeper layers, the columns of
+    ``TILE_POSITIONS`` output positions, at most 8 MiB, and never fewer than
+    ``MIN_TILE_POSITIONS`` positions."""
+    position_bytes = column_rows * itemsize
+    return max(DEFAULT_WORKSPACE, min(position_bytes * TILE_POSITIONS, MAX_DEFAULT_WORKSPACE),
+               position_bytes * MIN_TILE_POSITIONS)
+
+
 def _plan_tiling(geom: ConvGeometry, itemsize: int, workspace: int | None) -> Tiling:
     wide = use_wide_layout(geom)
     bias_row = not geom.is_pointwise  # pointwise columns are views of x (never wide)
     if workspace is None:
-        workspace = max(DEFAULT_WORKSPACE,
-                        (geom.rows + bias_row) * MIN_TILE_POSITIONS * itemsize)
+        workspace = default_workspace(geom.rows + bias_row, itemsize)
     row_bytes = (geom.rows + bias_row) * geom.wo * itemsize
     image_bytes = max(row_bytes * geom.ho, 1)
     if _filter_lanes.use_filter_lanes(geom):

@@ -183,8 +183,9 @@ def conv2d_forward(
         How the border is filled (``np.pad``'s constant, reflect, edge and wrap); reflect
         padding must be smaller than the input, circular padding no larger.
     workspace : int, optional
-        Upper bound in bytes for the column buffer of each thread (default 2 MiB, or the
-        columns of 128 output positions where those take more): images are
+        Upper bound in bytes for the column buffer of each thread (default 2 MiB; for
+        deeper layers the columns of 512 output positions, at most 8 MiB, and at least 128
+        positions' columns): images are
         processed in tiles of as many images as fit, or, when one image's columns do not fit,
         of as many output rows as fit (at least one row).
 

@@ -359,3 +359,15 @@ def test_nan_and_inf_propagate_as_in_the_naive_loops(w_shape, stride, padding, d
         assert np.array_equal(np.isposinf(g), np.isposinf(e)), f"{name}: +inf in other places"
         assert np.array_equal(np.isneginf(g), np.isneginf(e)), f"{name}: -inf in other places"
         assert np.isnan(e).any() or np.isinf(e).any(), f"{name}: the case tests nothing"
+
+
+def test_default_workspace_grows_with_the_layer_depth():
+    """2 MiB for shallow layers; deeper ones get the columns of 512 positions, capped at
+    8 MiB, but never fewer than 128 positions' columns."""
+    from numbaconv._tiling import default_workspace
+
+    mib = 2**20
+    assert default_workspace(3 * 9 + 1, 4) == 2 * mib  # a stem
+    assert default_workspace(256 * 9 + 1, 4) == 2305 * 4 * 512  # 4.5 MiB
+    assert default_workspace(512 * 9 + 1, 4) == 8 * mib  # capped
+    assert default_workspace(2048 * 9 + 1, 8) == 18433 * 8 * 128  # the floor of 128 positions
