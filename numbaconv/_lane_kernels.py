@@ -422,7 +422,8 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
 # ``n * G + g`` of ``x5`` (N*G, C/G, H, W) is group g's channels of image n, contiguous, and so
 # are ``out5``, ``dout5`` (N*G, K/G, Q) and ``dx5``.  Item k is row k of ``items``
 # (g, n0, n1, r0, r1): lane (n0, n1, r0, r1) of group g, one image at a time (the images of
-# one group are G apart), so the tiling has one image per tile.
+# one group are G apart), so the tiling has one image per tile and is never wide: ``cols[t]``
+# and ``dcols[t]`` stand in for the wide layout's buffers, which the lanes then do not touch.
 
 
 @njit(cache=True, parallel=True, nogil=True)
