@@ -26,14 +26,7 @@ import numpy as np
 from numbaconv import _backward, _lane_kernels, _stages, functional
 from numbaconv._lanes import _wave_order, in_lane, run_lanes, single_threaded_blas
 from numbaconv._scratch import thread_scratch
-from numbaconv._tiling import (
-    Tiling,
-    _phase_image_size,
-    _phases_size,
-    plan_lanes,
-    plan_tiling,
-    use_fused_lanes,
-)
+from numbaconv._tiling import Tiling, plan_lanes, plan_tiling, use_fused_lanes
 from numbaconv._validation import ConvGeometry, check_workspace, make_geometry
 
 # From this many groups on, the groups are the lanes (each group's convolution runs whole in
@@ -185,13 +178,7 @@ def _lanes_forward(x, w, bias, geom, groups, plan, keep):
     geom_g, tiling = plan.geometry, plan.tiling
     k_group, rows = geom_g.k, geom_g.rows
     xg = _one_group_images(x, groups)
-    # The lanes split each image by stride phase where that pays (the split is then what
-    # the backward pass reads), or copy it into the cache's private copy as they first read
-    # it.
-    phases = None
-    if _phases_size(geom_g, tiling) > 0:
-        phases = np.empty(len(xg) * _phase_image_size(geom_g), dtype=x.dtype)
-    x_kept = phases if phases is not None else np.empty_like(xg) if keep else xg
+    x_kept = functional.kept_input(xg, geom_g, tiling, keep)
     bias2 = None if bias is None else bias.reshape(groups, k_group)
     w_ext = np.ascontiguousarray(functional.weight_rows(w.reshape(groups, k_group, rows), bias2,
                                                         tiling.bias_row))
@@ -199,13 +186,14 @@ def _lanes_forward(x, w, bias, geom, groups, plan, keep):
     add_bias = (bias2 if bias2 is not None and not tiling.bias_row
                 else np.empty((groups, 0), dtype=x.dtype))
     out = np.empty(geom.out_shape, dtype=x.dtype)
-    _, _, _, cols_size, _ = functional._fused_lane_args(xg, xg, None, geom_g, tiling)
+    _, x_copy, phases, cols_size, _ = functional._fused_lane_args(xg, x_kept, None, geom_g,
+                                                                  tiling)
     threads = numba.get_num_threads()
     items = _items(groups, plan.lanes)
     seconds = np.zeros((len(items), 4)) if _stages.profiling() else None  # None: no clock code
     with single_threaded_blas():
         _lane_kernels.grouped_forward_lanes(
-            items, groups, xg, xg if phases is not None else x_kept, w_ext, add_bias,
+            items, groups, xg, x_copy, w_ext, add_bias,
             _one_group_images(out.reshape(geom.n, geom.k, geom.positions), groups),
             *geom_g.kernel_args, tiling.out_rows, tiling.bias_row,
             thread_scratch("cols", threads, cols_size, x.dtype), phases, seconds)

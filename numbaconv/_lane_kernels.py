@@ -384,27 +384,23 @@ def backward_lanes(lanes, x, dout3, w_mat, dx, dw_parts, dw_transposed, accumula
                 backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
                               r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
                               dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
-                              grad[t],
-                              phases, None, None)
+                              grad[t], phases, None, None)
             else:
                 backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
                               r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
                               dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
-                              grad[t],
-                              phases, None, seconds[k])
+                              grad[t], phases, None, seconds[k])
         else:
             if seconds is None:
                 backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
                               r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
                               dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
-                              grad[t],
-                              phases, dphases[t], None)
+                              grad[t], phases, dphases[t], None)
             else:
                 backward_lane(x, dout3, w_mat, dx, dw_parts[k], dw_transposed, _FALSE, n0, n1,
                               r0, r1, accumulate, want_dx, want_dw, fh, fw, sh, sw, ph, pw, dh,
                               dw, ho, wo, images, out_rows, wide, bias_row, cols[t], dcols[t],
-                              grad[t],
-                              phases, dphases[t], seconds[k])
+                              grad[t], phases, dphases[t], seconds[k])
     if want_dw:
         parts = dw_parts.reshape(dw_parts.shape[0], dw_total.size)
         total = dw_total.reshape(dw_total.size)

@@ -36,7 +36,7 @@ DEFAULT_WORKSPACE = 2 * 2**20
 # weights again, and backward read and write the whole weight gradient (9 MiB for 512
 # channels 3x3), so thin tiles spend their time on that.  (C=1024 3x3 at 32x32, batch 1:
 # tiles of 32 positions took 2.0x the bare products' time to train, of 128 1.4x; C=512 3x3 at
-# 28x28, batch 8: tiles of 512 positions trained in 0.91-0.93x the time of tiles of 128.)
+# 28x28, batch 8: tiles of 512 positions trained in 0.89-0.93x the time of tiles of 128.)
 TILE_POSITIONS = 512
 MAX_DEFAULT_WORKSPACE = 8 * 2**20
 MIN_TILE_POSITIONS = 128

@@ -114,6 +114,16 @@ def weight_rows(w_mat: np.ndarray, bias: np.ndarray | None, bias_row: bool) -> n
     return w_row
 
 
+def kept_input(x: np.ndarray, geom: ConvGeometry, tiling: Tiling, private_copy: bool,
+               fused: bool = True) -> np.ndarray:
+    """The array the lanes fill with the images of ``x`` as the backward pass reads them:
+    their split by stride phase where the fused lanes split (flat, private), else an empty
+    copy if ``private_copy``, else ``x`` itself (nothing to fill)."""
+    if fused and _phases_size(geom, tiling) > 0:
+        return np.empty(len(x) * _phase_image_size(geom), dtype=x.dtype)
+    return np.empty_like(x) if private_copy else x
+
+
 def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: ConvGeometry,
                  tiling: Tiling, fused: bool,
                  private_copy: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -123,10 +133,7 @@ def _run_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None, geom: Co
     Where the fused lanes split the images by stride phase, ``x_kept`` is that split, made
     by the lanes once for both passes (it is then private as well); otherwise it is a copy of
     ``x`` made lane by lane if ``private_copy``, else ``x`` itself."""
-    if fused and _phases_size(geom, tiling) > 0:
-        x_kept = np.empty(geom.n * _phase_image_size(geom), dtype=x.dtype)
-    else:
-        x_kept = np.empty_like(x) if private_copy else x
+    x_kept = kept_input(x, geom, tiling, private_copy, fused)
     out = np.empty(geom.out_shape, dtype=x.dtype)
     out3 = out.reshape(geom.n, geom.k, geom.positions)
     if tiling.filters:
