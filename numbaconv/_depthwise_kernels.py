@@ -14,7 +14,10 @@ every tap of a channel is one contiguous run over all its images, ``acc[p] += w 
 buf[offset + p]``.  The extra positions (``i >= Ho`` or ``j >= Wo``) are computed and
 dropped.  LLVM vectorises the runs (``np.uint64`` offsets, which Numba need not check for
 negative indices); forward runs are rounded up to whole vector blocks (``_RUN``) so that no
-scalar remainder loop runs.
+scalar remainder loop runs.  Output rows, and the input gradient's rows with stride 1, are
+written in whole vectors (:func:`numbaconv._simd.copy_vector`) whose last one spills into the
+row after, which the item writes next; rows whose spill would reach another item's memory are
+copied exactly.
 
 Backward, the item scatters the input gradient into a buffer of the same layout (``dout``
 laid out with the same pitch, zeros at the extra positions), a block of positions at a time
@@ -39,6 +42,7 @@ from numba import njit, prange
 
 from numbaconv._kernels import INTERNAL, _copy, _zero
 from numbaconv._pad_modes import ZEROS, source_index
+from numbaconv._simd import VECTOR_BYTES, copy_vector
 
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
 _RUN = 32
@@ -123,6 +127,14 @@ def _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, batch):
 
 
 @njit(cache=True, inline="always")
+def _copy_vectors(dst, d_start, src, s_start, count, lanes):
+    """``dst[d_start + j] = src[s_start + j]`` for ``j < count`` rounded up to whole vectors
+    of ``lanes`` entries: up to ``lanes - 1`` entries past ``count`` are written too."""
+    for j in range(0, count, lanes):
+        copy_vector(src, s_start + j, dst, d_start + j)
+
+
+@njit(cache=True, inline="always")
 def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq):
     """The input rows that windows reach into the buffer (the columns they reach), and
     nothing else: the zero padding's part of :func:`_fill_buffer`."""
@@ -196,11 +208,15 @@ def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, 
 
 
 @njit(cache=True, inline="always")
-def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode):
+def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode, end):
     """``dx[d0 : d0 + h*w]`` = the padded plane gradient at image offset ``b0`` of ``dbuf``
     (laid out as :func:`_fill_buffer` fills a buffer) folded back: the pixels' own entries
-    first, row by row, then every border cell, in row order, added onto its source pixel."""
+    first, row by row, then every border cell, in row order, added onto its source pixel.
+    With stride 1, rows go in whole vectors, spilling into the rows after them, which are
+    written next, where the spill stays before ``dx[end]`` (the planes written after this
+    one end there)."""
     hb, wb = rows.shape[0], cols.shape[0]
+    lanes = VECTOR_BYTES // dx.itemsize
     reach = 0  # input columns inside some window
     for px in range(sw):
         if phases[px, 5] > 0:
@@ -211,7 +227,9 @@ def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode
         if r >= hb:  # below every window
             _zero(dx, d_row, w)
             continue
-        if sw == 1:
+        if sw == 1 and d_row + (reach + lanes - 1) // lanes * lanes <= end:
+            _copy_vectors(dx, d_row, dbuf, b0 + rows[r, 1] + left, reach, lanes)
+        elif sw == 1:
             _copy(dx, d_row, 1, dbuf, b0 + rows[r, 1] + left, 1, reach)
         else:
             for px in range(sw):
@@ -398,6 +416,8 @@ def forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, n
     obuf = np.empty(m * slots * plane + _RUN, dtype=x.dtype)  # slot-major, per multiplier
     src, dst, kept = x.reshape(x.size), out.reshape(out.size), x_kept.reshape(x_kept.size)
     out_size = ho * wo
+    lanes = VECTOR_BYTES // x.itemsize
+    rounded = (wo + lanes - 1) // lanes * lanes
     for item in range(group, items, groups):
         c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
         _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols,
@@ -411,12 +431,20 @@ def forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, n
                 _channel_output(buf, offsets, wts, kk, value, obuf, q * slots * plane + p0, p0,
                                 count, fh, fw)
         for n in range(n0, n1):
+            end = (n * n_ch + c1) * m * out_size
             for c in range(c0, c1):
                 for q in range(m):
                     o0 = (n * n_ch * m + c * m + q) * out_size
                     a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                    # Rows go out in whole vectors, spilling into the rows after them, which
+                    # are written next, as long as the spill stays in this image's planes of
+                    # the item (what follows them is another item's).
                     for i in range(ho):
-                        _copy(dst, o0 + i * wo, 1, obuf, a0 + i * wq, 1, wo)
+                        d = o0 + i * wo
+                        if d + rounded <= end:
+                            _copy_vectors(dst, d, obuf, a0 + i * wq, wo, lanes)
+                        else:
+                            _copy(dst, d, 1, obuf, a0 + i * wq, 1, wo)
 
 
 @njit(cache=True, parallel=True)
@@ -492,7 +520,7 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
             for c in range(c0, c1):
                 _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
                              (n * n_ch + c) * plane_size, h, w, top, left, rows, cols, phases,
-                             sw, mode)
+                             sw, mode, (n * n_ch + c1) * plane_size)
 
 
 @njit(cache=True, parallel=True)

@@ -1,4 +1,5 @@
-"""A square block transpose in vector registers, for the batch-last copies of ``_classic_kernels``.
+"""Moves in vector registers: a square block transpose, for the batch-last copies of
+``_classic_kernels``, and a one-vector copy, for the depthwise kernels' short rows.
 
 Moving an (N, M) array to (M, N) with scalar code costs one store per element, and a store per
 cycle is all a core does: the pointwise transpose ran at a third of the speed of a plain copy.
@@ -7,6 +8,9 @@ register per row) as ``V`` vectors, transposes them with vector shuffles and sto
 vectors.  The shuffles are plain LLVM IR, which LLVM lowers for the machine it compiles for:
 on x86 with AVX2, the 24 unpack and 128-bit lane-permute instructions of the textbook 8 x 8
 transpose (checked in the assembly of Numba 0.68).
+:func:`copy_vector` moves ``V`` elements with one load and one store: rows of a few elements
+copied by a loop each cost the vector loop's checks and a scalar remainder, which took a
+quarter of the depthwise forward pass on small planes.
 No C compiler is involved, and Numba caches the kernels that use it as usual.
 """
 
@@ -58,12 +62,17 @@ def _is_float_vector(array: types.Type) -> bool:
             and array.dtype in (types.float32, types.float64))
 
 
-def _row_pointers(context, builder, array_type, array, start, step, lanes):
-    """Pointers to ``lanes`` vectors at ``array[start + row * step]``."""
+def _vector_at(context, builder, array_type, array, start, lanes):
+    """Pointer to the vector of ``lanes`` elements at ``array[start]``."""
     vector = ir.VectorType(context.get_data_type(array_type.dtype), lanes).as_pointer()
     data = context.make_array(array_type)(context, builder, array).data
-    return [builder.bitcast(builder.gep(data, [builder.add(
-        start, builder.mul(step, ir.Constant(ir.IntType(64), row)))]), vector)
+    return builder.bitcast(builder.gep(data, [start]), vector)
+
+
+def _row_pointers(context, builder, array_type, array, start, step, lanes):
+    """Pointers to ``lanes`` vectors at ``array[start + row * step]``."""
+    return [_vector_at(context, builder, array_type, array, builder.add(
+        start, builder.mul(step, ir.Constant(ir.IntType(64), row))), lanes)
         for row in range(lanes)]
 
 
@@ -131,3 +140,27 @@ def transpose_block_pairs(typingctx, src, src_start, src_step, dst, even_start, 
         return None
     signature = types.none(src, src_start, src_step, dst, even_start, odd_start, dst_step)
     return signature, _block_codegen(pairs=True)
+
+
+def _copy_vector_codegen(context, builder, signature, args):
+    src_type, dst_type = signature.args[0], signature.args[2]
+    itemsize = context.get_abi_sizeof(context.get_data_type(src_type.dtype))
+    lanes = VECTOR_BYTES // itemsize
+    src_start = context.cast(builder, args[1], signature.args[1], types.int64)
+    dst_start = context.cast(builder, args[3], signature.args[3], types.int64)
+    value = builder.load(_vector_at(context, builder, src_type, args[0], src_start, lanes),
+                         align=itemsize)
+    builder.store(value, _vector_at(context, builder, dst_type, args[2], dst_start, lanes),
+                  align=itemsize)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def copy_vector(typingctx, src, src_start, dst, dst_start):
+    """``dst[dst_start + j] = src[src_start + j]`` for ``j < V`` (``V = 32 // itemsize``) as
+    one vector load and store; ``src`` and ``dst`` as for :func:`transpose_block`.
+
+    No bounds are checked: the caller keeps the vector inside both arrays."""
+    if not _typed(src, dst, (src_start, dst_start)):
+        return None
+    return types.none(src, src_start, dst, dst_start), _copy_vector_codegen

@@ -252,6 +252,30 @@ def test_depthwise_large_planes_and_many_images(rng, assert_close):
             assert_close(a, e, np.float64, f"{name} N{n} C{c} {size}")
 
 
+TINY_PLANES = [(1, 1), (1, 2), (2, 3), (3, 1), (1, 9), (5, 6)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("plane", TINY_PLANES, ids=[f"{h}x{w}" for h, w in TINY_PLANES])
+def test_depthwise_tiny_planes(plane, dtype, rng, assert_close):
+    """Planes narrower than a vector: the kernels write rows in whole vectors that spill into
+    the rows after them, never into another work item's planes (nor past the arrays)."""
+    h, w = plane
+    for n, c, m, kernel, stride, padding in ((1, 5, 1, 3, 1, 1), (3, 70, 3, 3, 2, 1),
+                                             (2, 70, 2, 1, 1, 0), (3, 9, 1, 2, 1, 0)):
+        if h + 2 * padding < kernel or w + 2 * padding < kernel:
+            continue
+        x = rng.standard_normal((n, c, h, w)).astype(dtype)
+        wts = rng.standard_normal((m * c, 1, kernel, kernel)).astype(dtype)
+        out, cache = numbaconv.conv2d_forward(x, wts, None, stride, padding, 1, c)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        got = (out, *numbaconv.conv2d_backward(dout, cache))
+        want = torch_conv(x.astype(np.float64), wts.astype(np.float64), None,
+                          dout.astype(np.float64), stride, padding, 1, c)
+        for name, a, e in zip(("out", "dx", "dw", "db"), got, want, strict=True):
+            assert_close(a, e, dtype, f"{name} N{n} C{c} m{m} {kernel}x{kernel} s{stride}")
+
+
 # --- finite differences ---------------------------------------------------------------------
 
 FD_CASES = [

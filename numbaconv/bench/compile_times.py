@@ -55,6 +55,12 @@ ENTRY_POINTS: dict[str, str] = {
         "def call():\n"
         "    out, cache = nc.conv2d_forward(x, w, b, 1, 1)\n"
         "    nc.conv2d_backward(np.ones_like(out), cache)\n"),
+    "large layer float32": (  # a CS231n-sized batch: the parallel drivers
+        "x = rng.standard_normal((50, 3, 32, 32)).astype(f32); "
+        "w = rng.standard_normal((16, 3, 3, 3)).astype(f32); b = np.zeros(16, f32)\n"
+        "def call():\n"
+        "    out, cache = nc.conv2d_forward(x, w, b, 1, 1)\n"
+        "    nc.conv2d_backward(np.ones_like(out), cache)\n"),
     "Conv layer float32": (
         "layer = nc.Conv((3, 16, 16), 4, 3, 3, 1, 1, dtype=f32, rng=0); "
         "x = rng.standard_normal((2, 3, 16, 16)).astype(f32)\n"
