@@ -26,6 +26,11 @@ CASES = [
     (2, 3, 5, 4, 2, (2, 3), (2, 1), (1, 0), (1, 0), 1, (1, 2)),
     # DCGAN's output layer at batch 8: parallel lanes whose col2im adds into the stride phases
     (8, 64, 32, 32, 3, 4, 2, 1, 0, 1, 1),
+    # Kernel = stride (U-Net's up-convolutions): the windows tile the output exactly once
+    (2, 8, 6, 7, 4, 2, 2, 0, 0, 1, 1),
+    (1, 4, 5, 3, 6, (3, 2), (3, 2), 0, 0, 2, 1),
+    (2, 4, 5, 5, 4, 2, 2, 0, 1, 1, 1),  # output_padding: a last row and column no window has
+    (1, 8, 96, 96, 8, 2, 2, 0, 0, 1, 1),  # tiles of rows: only the first tile starts a plane
 ]
 
 
@@ -66,6 +71,27 @@ def test_matches_pytorch(case, dtype, assert_close):
     assert_close(db, tb.grad.numpy(), dtype, "db")
     assert np.array_equal(numbaconv.conv_transpose2d(x, w, b, s, p, op, g, d), out)
     assert out.dtype == dx.dtype == dw.dtype == db.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("shape", [(2, 3, 8, 12, 4), (1, 6, 64, 64, 4), (3, 2, 9, 6, 3)],
+                         ids=["N2-8x12-k4", "N1-64x64-k4", "N3-9x6-k3"])
+def test_patchify_convolution_matches_pytorch(shape, dtype, assert_close):
+    """A convolution whose kernel equals its stride (a patch embedding): its input gradient
+    is the same exact tiling as a transposed up-convolution's output."""
+    n, c, h, w, f = shape
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    wt = rng.standard_normal((5, c, f, f)).astype(dtype)
+    out, cache = numbaconv.conv2d_forward(x, wt, None, f, 0)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx, dw, _ = numbaconv.conv2d_backward(dout, cache)
+    tx, tw = (torch.tensor(a.astype(np.float64), requires_grad=True) for a in (x, wt))
+    expected = torch.nn.functional.conv2d(tx, tw, None, f, 0)
+    expected.backward(torch.tensor(dout.astype(np.float64)))
+    assert_close(out, expected.detach().numpy(), dtype, "out")
+    assert_close(dx, tx.grad.numpy(), dtype, "dx")
+    assert_close(dw, tw.grad.numpy(), dtype, "dw")
 
 
 @pytest.mark.parametrize("case", CASES[:5], ids=[_case_id(c) for c in CASES[:5]])
@@ -144,7 +170,8 @@ def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype):
         for threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
             run = []
-            for case in (CASES[1], CASES[5], (1, 80, 3, 3, 64, 4, 2, 1, 0, 1, 1)):
+            for case in (CASES[1], CASES[5], (1, 80, 3, 3, 64, 4, 2, 1, 0, 1, 1),
+                         (3, 16, 12, 10, 8, 2, 2, 0, 0, 1, 1)):
                 x, w, b = _data(case, dtype)
                 out, cache = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
                 run += [out, *numbaconv.conv_transpose2d_backward(np.ones_like(out), cache)]
