@@ -10,18 +10,20 @@ gradients are added in chunk order here.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 from numbaconv._depthwise_kernels import (
+    _cell,
     _layout,
     backward_group,
     backward_planes,
     forward_group,
     forward_planes,
-    tables,
 )
+from numbaconv._pad_modes import source_index
 from numbaconv._padding import MODE_CODES
 from numbaconv._validation import ConvGeometry
 
@@ -67,6 +69,43 @@ def _work(geom: ConvGeometry, mode: str) -> tuple:
     hyper = _hyper(geom, mode)
     plan = tables(geom.h, geom.w, *hyper, ci * ni)
     return (1 if serial else min(items, _GROUPS), items, chunks, ci, ni, *hyper, *plan)
+
+
+@functools.lru_cache(maxsize=256)
+def tables(h: int, w: int, fh: int, fw: int, sh: int, sw: int, top: int, left: int, dh: int,
+           dw: int, ho: int, wo: int, mode: int, slots: int) -> tuple[np.ndarray, ...]:
+    """The plan of a buffer of ``slots`` planes, shared by every item of a call, so that
+    filling and folding a plane divide nothing:
+
+    * ``rows[r] = (source row or -1, entry of row r, column 0)`` for ``r < hb``;
+    * ``cols[x] = (source column or -1, offset of column x from column 0)`` for ``x < wb``;
+    * ``phases[px] = (lo, hi, count, first, u0, n)``: phase px holds ``count`` read columns,
+      those ``lo <= u < hi`` copy input columns ``lo*sw + px - left`` on, stride ``sw``; the
+      input columns ``first + k*sw`` (``k < n``), inside some window, are entries ``u0 + k``;
+    * ``offsets[a*fw + b]``: the buffer entry that output position (0, 0, 0) reads for tap
+      (a, b).
+
+    Plain Python on the kernels' own formulas (their ``py_func``): compiling it cost a first
+    depthwise call about a second, and a call with the same geometry reuses the arrays (which
+    no kernel writes)."""
+    hb, wb, hq, wq = _layout.py_func(fh, fw, sh, sw, dh, dw, ho, wo)
+    cell, source = _cell.py_func, source_index.py_func
+    rows = np.array([(source(r - top, h, mode), cell(r, 0, sh, sw, hq, wq, slots))
+                     for r in range(hb)], dtype=np.int64).reshape(hb, 2)
+    cols = np.array([(source(x - left, w, mode), cell(0, x, sh, sw, hq, wq, slots))
+                     for x in range(wb)], dtype=np.int64).reshape(wb, 2)
+    reach = max(min(w, wb - left), 0)  # input columns inside some window
+    phases = np.empty((sw, 6), dtype=np.int64)
+    for px in range(sw):
+        count = (wb - px + sw - 1) // sw
+        hi = min((left + w - px + sw - 1) // sw, count)  # first u with x >= left + w
+        lo = min((left - px + sw - 1) // sw if left > px else 0, hi)  # first with x >= left
+        first = (px - left) % sw
+        n_read = (reach - first + sw - 1) // sw if first < reach else 0
+        phases[px] = lo, hi, count, first, (first + left) // sw, n_read
+    offsets = np.array([cell(a * dh, b * dw, sh, sw, hq, wq, slots)
+                        for a in range(fh) for b in range(fw)], dtype=np.int64)
+    return rows, cols, phases, offsets
 
 
 def _launch(group_kernel, planes_kernel, arrays: tuple, work: tuple) -> None:

@@ -41,7 +41,7 @@ import numpy as np
 from numba import njit, prange
 
 from numbaconv._kernels import INTERNAL, _copy, _zero
-from numbaconv._pad_modes import ZEROS, source_index
+from numbaconv._pad_modes import ZEROS
 from numbaconv._simd import VECTOR_BYTES, copy_vector
 
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
@@ -82,48 +82,6 @@ def _buffer_entries(sh, sw, hq, wq, batch):
 def _cell(r, x, sh, sw, hq, wq, batch):
     """Buffer entry of padded pixel ``(r, x)`` of batch image 0."""
     return (((r % sh) * sw + x % sw) * batch * hq + r // sh) * wq + x // sw
-
-
-@njit(cache=True)
-def _plan(h, w, hb, wb, hq, wq, batch, sh, sw, top, left, mode):
-    """Where padded rows and columns come from and go to in a batch buffer, worked out once
-    per work item so that filling and folding a plane divide nothing:
-
-    * ``rows[r] = (source row or -1, entry of row r, column 0)`` for ``r < hb``;
-    * ``cols[x] = (source column or -1, offset of column x from column 0)`` for ``x < wb``;
-    * ``phases[px] = (lo, hi, count, first, u0, n)``: phase px holds ``count`` read columns,
-      those ``lo <= u < hi`` copy input columns ``lo*sw + px - left`` on, stride ``sw``; the
-      input columns ``first + k*sw`` (``k < n``), inside some window, are entries ``u0 + k``.
-    """
-    rows = np.empty((hb, 2), dtype=np.int64)
-    for r in range(hb):
-        rows[r, 0] = source_index(r - top, h, mode)
-        rows[r, 1] = _cell(r, 0, sh, sw, hq, wq, batch)
-    cols = np.empty((wb, 2), dtype=np.int64)
-    for x in range(wb):
-        cols[x, 0] = source_index(x - left, w, mode)
-        cols[x, 1] = _cell(0, x, sh, sw, hq, wq, batch)
-    reach = max(min(w, wb - left), 0)  # input columns inside some window
-    phases = np.empty((sw, 6), dtype=np.int64)
-    for px in range(sw):
-        count = (wb - px + sw - 1) // sw
-        hi = min((left + w - px + sw - 1) // sw, count)  # first u with x >= left + w
-        lo = min((left - px + sw - 1) // sw if left > px else 0, hi)  # first with x >= left
-        first = (px - left) % sw
-        phases[px, 0], phases[px, 1], phases[px, 2] = lo, hi, count
-        phases[px, 3], phases[px, 4] = first, (first + left) // sw
-        phases[px, 5] = (reach - first + sw - 1) // sw if first < reach else 0
-    return rows, cols, phases
-
-
-@njit(cache=True)
-def _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, batch):
-    """Buffer entry that output position (0, 0, 0) reads, per tap."""
-    offsets = np.empty(fh * fw, dtype=np.int64)
-    for a in range(fh):
-        for b in range(fw):
-            offsets[a * fw + b] = _cell(a * dh, b * dw, sh, sw, hq, wq, batch)
-    return offsets
 
 
 @njit(cache=True, inline="always")
@@ -181,7 +139,8 @@ def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq
 @njit(**INTERNAL)
 def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq, zeros):
     """Padded plane ``src[s0 : s0 + h*w]`` into the batch buffer at image offset ``b0``, as
-    :func:`_plan` says (the entries a window reads); border cells copy their source pixel.
+    the plan of :func:`numbaconv._depthwise.tables` says (the entries a window reads); border
+    cells copy their source pixel.
     Entries it does not write never change, so a buffer zeroed once stays finite; with
     ``zeros`` the border is such entries, and only the input rows are copied."""
     if zeros:
@@ -352,15 +311,6 @@ def _item_range(item, chunks, ci, ni, n_img, n_ch):
     return c0, min(c0 + ci, n_ch), n0, min(n0 + ni, n_img), chunk
 
 
-@njit(cache=True, no_cfunc_wrapper=True)
-def tables(h, w, fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, slots):
-    """The plan of a buffer of ``slots`` planes (:func:`_plan`) and the tap offsets, shared by
-    every item of a call."""
-    hb, wb, hq, wq = _layout(fh, fw, sh, sw, dh, dw, ho, wo)
-    rows, cols, phases = _plan(h, w, hb, wb, hq, wq, slots, sh, sw, top, left, mode)
-    return rows, cols, phases, _tap_offsets(fh, fw, sh, sw, dh, dw, hq, wq, slots)
-
-
 @njit(**INTERNAL)
 def _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols, phases,
                sh, sw, zeros, kept):
@@ -454,7 +404,7 @@ def forward_planes(x, wts, bias, out, x_kept, groups, items, chunks, ci, ni, fh,
     taps ``wts`` (``(C*m) * fh * fw``) plus ``bias`` (empty: none); ``x_kept`` (empty: not
     wanted) receives a copy of ``x``.  Work items are ``ci`` channels of ``ni`` images, in
     ``chunks`` chunks of images, handed out in ``groups`` groups (:func:`forward_group`);
-    ``rows`` to ``offsets`` are the buffer plan of :func:`tables`."""
+    ``rows`` to ``offsets`` are the buffer plan of :func:`numbaconv._depthwise.tables`."""
     for group in prange(groups):
         forward_group(x, wts, bias, out, x_kept, np.int64(group), groups, items, chunks, ci, ni,
                       fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases,
