@@ -412,6 +412,20 @@ def col2im_row_blocks(h, w):
     return rows_per_block, (h + rows_per_block - 1) // rows_per_block
 
 
+@register_jitable
+def reached_row_blocks(h, rows_per_block, blocks, sh, ph, fh, dh, i0, i1, adding):
+    """``(k0, k1)``: the row blocks of a plane of ``dx`` that output rows ``i0 <= i < i1``
+    reach, or all of them unless ``adding`` (overwriting, every block zeroes its rows).  The
+    other blocks would add nothing: skipping them spares a lane of a few rows of a large image
+    every other block's bookkeeping per tap."""
+    if not adding:
+        return np.int64(0), np.int64(blocks)
+    y0 = max(np.int64(i0) * sh - ph, 0)
+    y1 = min(np.int64(i1 - 1) * sh - ph + (fh - 1) * dh, h - 1)
+    k0 = y0 // rows_per_block
+    return k0, max(y1 // rows_per_block + 1, k0)
+
+
 @njit(cache=True, parallel=True)
 def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batch_inner,
                   accumulate, p0, p1):
@@ -422,11 +436,14 @@ def col2im_blocks(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, dx, batc
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     rows_per_block, blocks = col2im_row_blocks(h, w)
-    first = np.int64(p0) * blocks
-    for item in prange((p1 - p0) * blocks):
-        _col2im_blocks_item(src, dst, first + item, blocks, rows_per_block, n_img, n_ch, h, w,
-                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, None)
+    k0, k1 = reached_row_blocks(h, rows_per_block, blocks, sh, ph, fh, dh, i0, i1, accumulate)
+    reached = k1 - k0
+    for item in prange((p1 - p0) * reached):
+        t = np.int64(item)  # the prange index may be unsigned
+        plane = np.int64(p0) + t // reached
+        _col2im_blocks_item(src, dst, plane * blocks + k0 + t % reached, blocks,
+                            rows_per_block, n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw,
+                            ho, wo, i0, i1, rows_alloc, batch_inner, accumulate, None)
 
 
 @njit(cache=True, nogil=True)
@@ -437,7 +454,9 @@ def col2im_blocks_serial(cols, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, d
     rows_alloc = cols.shape[0] if batch_inner else cols.shape[1]
     src, dst = cols.reshape(cols.size), dx.reshape(dx.size)
     rows_per_block, blocks = col2im_row_blocks(h, w)
-    for item in range(np.int64(p0) * blocks, np.int64(p1) * blocks):
-        _col2im_blocks_item(src, dst, item, blocks, rows_per_block, n_img, n_ch, h, w,
-                            fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows_alloc,
-                            batch_inner, accumulate, None)
+    k0, k1 = reached_row_blocks(h, rows_per_block, blocks, sh, ph, fh, dh, i0, i1, accumulate)
+    for plane in range(np.int64(p0), np.int64(p1)):
+        for k in range(k0, k1):
+            _col2im_blocks_item(src, dst, plane * blocks + k, blocks, rows_per_block, n_img,
+                                n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1,
+                                rows_alloc, batch_inner, accumulate, None)

@@ -45,6 +45,7 @@ from numbaconv._kernels import (
     _sum,
     col2im_row_blocks,
     merge_stride_phases,
+    reached_row_blocks,
     split_by_stride_phase,
 )
 
@@ -152,20 +153,21 @@ def _col2im_tile(dcols, m0, m1, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, 
     rows_per_block, blocks = col2im_row_blocks(h, w)
     rows = np.int64(n_ch) * fh * fw
     adding = np.bool_(accumulate or i0 > 0)
-    if dphases is not None:
-        for t in range(np.int64(n_img) * n_ch * blocks):
-            _col2im_blocks_item(dcols, dphases, t, blocks, rows_per_block, n_img, n_ch, h, w,
-                                fh, fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide,
-                                adding, _TRUE)
-        if i1 == ho:
-            merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
-                                dx.reshape(dx.size))
-    else:
-        dst = dx[m0:m1].reshape(n_img * n_ch * h * w)
-        for t in range(np.int64(n_img) * n_ch * blocks):
-            _col2im_blocks_item(dcols, dst, t, blocks, rows_per_block, n_img, n_ch, h, w, fh,
-                                fw, sh, sw, ph, pw, dh, dw, ho, wo, i0, i1, rows, wide, adding,
-                                None)
+    k0, k1 = reached_row_blocks(h, rows_per_block, blocks, sh, ph, fh, dh, i0, i1, adding)
+    dst = dx[m0:m1].reshape(n_img * n_ch * h * w)
+    for plane in range(np.int64(n_img) * n_ch):
+        for k in range(k0, k1):
+            if dphases is not None:
+                _col2im_blocks_item(dcols, dphases, plane * blocks + k, blocks, rows_per_block,
+                                    n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                                    i0, i1, rows, wide, adding, _TRUE)
+            else:
+                _col2im_blocks_item(dcols, dst, plane * blocks + k, blocks, rows_per_block,
+                                    n_img, n_ch, h, w, fh, fw, sh, sw, ph, pw, dh, dw, ho, wo,
+                                    i0, i1, rows, wide, adding, None)
+    if dphases is not None and i1 == ho:
+        merge_stride_phases(dphases, m0 * n_ch, n_img * n_ch, h, w, sh, sw,
+                            dx.reshape(dx.size))
 
 
 @njit(cache=True, nogil=True)
