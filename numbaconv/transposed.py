@@ -13,6 +13,12 @@ its three passes are the convolution's own, on the same kernels and lanes:
 ``output_padding`` rows and columns at the end, when it reaches beyond what the stride makes
 of ``x``, correspond to a last row (column) of the convolution's output that ``x`` lacks: ``x``
 is extended by zeros there.
+
+A 1x1 input without padding, dilation or output padding (a GAN generator's first layer, from
+the latent vector to 4x4 maps) has one window that covers the whole output: its three passes
+are plain matrix products of ``x`` as ``(N, C_in)`` with ``w`` as ``(C_in, C_out*fh*fw)``
+(per group), run with single-threaded BLAS so that they are the same for any thread count,
+with no im2col or col2im at all.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from numbaconv import functional as F
+from numbaconv._lanes import single_threaded_blas
 from numbaconv._validation import (
     ConvGeometry,
     IntPair,
@@ -102,8 +109,51 @@ def _group(a: np.ndarray, g: int, groups: int) -> np.ndarray:
     return a if groups == 1 else np.ascontiguousarray(a[:, g * size:(g + 1) * size])
 
 
+def _is_projection(geom: ConvGeometry) -> bool:
+    """Whether one window covers the whole output (a 1x1 input, no padding, dilation or output
+    padding): then every pass is a matrix product (see the module docstring)."""
+    return (geom.ho == 1 and geom.wo == 1 and (geom.h, geom.w) == (geom.fh, geom.fw)
+            and geom.ph == geom.pw == geom.ph_end == geom.pw_end == 0
+            and geom.dh == geom.dw == 1)
+
+
+def _project(x_ext, w, bias, geom, groups) -> np.ndarray:
+    """The transposed output of a projection: per group ``x_g (N, C_in/g) @ w_g (C_in/g,
+    C_out/g * fh*fw)``."""
+    n, c_in_g = geom.n, geom.k
+    cols = geom.c * geom.fh * geom.fw  # per group
+    out = np.empty((n, groups, cols), dtype=x_ext.dtype)
+    x3 = x_ext.reshape(n, groups, c_in_g)
+    w3 = w.reshape(groups, c_in_g, cols)
+    with single_threaded_blas():
+        for g in range(groups):
+            np.matmul(x3[:, g], w3[g], out=out[:, g])
+    out = out.reshape(n, groups * geom.c, geom.fh, geom.fw)
+    if bias is not None:
+        out += bias.reshape(1, -1, 1, 1)
+    return out
+
+
+def _project_backward(dout, x_ext, w, geom, groups) -> tuple[np.ndarray, np.ndarray]:
+    """``(dx, dw)`` of :func:`_project`: ``dout_g @ w_g.T`` and ``x_g.T @ dout_g``."""
+    n, c_in_g = geom.n, geom.k
+    cols = geom.c * geom.fh * geom.fw
+    d3 = dout.reshape(n, groups, cols)
+    x3 = x_ext.reshape(n, groups, c_in_g)
+    w3 = w.reshape(groups, c_in_g, cols)
+    dx = np.empty((n, groups, c_in_g), dtype=dout.dtype)
+    dw = np.empty((groups, c_in_g, cols), dtype=dout.dtype)
+    with single_threaded_blas():
+        for g in range(groups):
+            np.matmul(d3[:, g], w3[g].T, out=dx[:, g])
+            np.matmul(x3[:, g].T, d3[:, g], out=dw[g])
+    return dx.reshape(n, groups * c_in_g, 1, 1), dw.reshape(w.shape)
+
+
 def _forward(x_ext, w, bias, geom, tiling, groups) -> np.ndarray:
     """The transposed output: per group, the equivalent convolution's input gradient."""
+    if _is_projection(geom):
+        return _project(x_ext, w, bias, geom, groups)
     c_in_g = geom.k
     parts = []
     for g in range(groups):
@@ -208,6 +258,9 @@ def conv_transpose2d_backward(
     if dout.shape != expected:
         raise ValueError(
             f"dout must have the shape of the forward output {expected}, got {dout.shape}")
+    if _is_projection(geom):
+        dx, dw = _project_backward(dout, x_ext, w, geom, groups)
+        return dx, dw, dout.sum(axis=(0, 2, 3))
     fused = F.use_fused_lanes()
     c_in_g = geom.k
     dxs, dws = [], []

@@ -31,6 +31,13 @@ CASES = [
     (1, 4, 5, 3, 6, (3, 2), (3, 2), 0, 0, 2, 1),
     (2, 4, 5, 5, 4, 2, 2, 0, 1, 1, 1),  # output_padding: a last row and column no window has
     (1, 8, 96, 96, 8, 2, 2, 0, 0, 1, 1),  # tiles of rows: only the first tile starts a plane
+    # A 1x1 input (a GAN generator's first layer): one window covers the output, a product
+    (2, 10, 1, 1, 16, 4, 1, 0, 0, 1, 1),
+    (3, 4, 1, 1, 6, (3, 2), 2, 0, 0, 2, 1),
+    # 1x1 inputs that are not plain products: padding, dilation, output padding
+    (2, 4, 1, 1, 6, 4, 1, 1, 0, 1, 1),
+    (1, 3, 1, 1, 2, 3, 1, 0, 0, 1, 2),
+    (2, 3, 1, 1, 4, 3, 2, 0, 1, 1, 1),
 ]
 
 
@@ -171,7 +178,8 @@ def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype):
             numba.set_num_threads(threads)
             run = []
             for case in (CASES[1], CASES[5], (1, 80, 3, 3, 64, 4, 2, 1, 0, 1, 1),
-                         (3, 16, 12, 10, 8, 2, 2, 0, 0, 1, 1)):
+                         (3, 16, 12, 10, 8, 2, 2, 0, 0, 1, 1),
+                         (8, 100, 1, 1, 64, 4, 1, 0, 0, 1, 1)):  # a product
                 x, w, b = _data(case, dtype)
                 out, cache = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
                 run += [out, *numbaconv.conv_transpose2d_backward(np.ones_like(out), cache)]
@@ -180,6 +188,39 @@ def test_bitwise_identical_for_any_thread_count(monkeypatch, dtype):
         numba.set_num_threads(previous)
     for run in results[1:]:
         assert all(np.array_equal(a, c) for a, c in zip(results[0], run, strict=True))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+def test_one_by_one_input_is_a_product(monkeypatch, dtype, assert_close):
+    """DCGAN's first layer (latent vector to 512 maps of 4x4) runs as matrix products, which
+    agree with PyTorch, with a plain convolution of the padded input and with the general
+    transposed path."""
+    case = (3, 100, 1, 1, 512, 4, 1, 0, 0, 1, 1)
+    x, w, b = _data(case, dtype)
+    out, cache = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    grads = numbaconv.conv_transpose2d_backward(dout, cache)
+    tx, tw, tb = (torch.from_numpy(a.copy()).requires_grad_() for a in (x, w, b))
+    expected = torch.nn.functional.conv_transpose2d(tx, tw, tb, *_args(case))
+    expected.backward(torch.from_numpy(dout))
+    assert_close(out, expected.detach().numpy(), dtype)
+    for got, want in zip(grads, (tx.grad, tw.grad, tb.grad), strict=True):
+        assert_close(got, want.numpy(), dtype)
+    assert np.array_equal(numbaconv.conv_transpose2d(x, w, b, *_args(case)), out)
+    from numbaconv import transposed
+
+    assert transposed._is_projection(cache.geometry)
+    # The same numbers as the full correlation with the flipped kernels, by the general path
+    full = numbaconv.conv2d(np.pad(x, ((0, 0), (0, 0), (3, 3), (3, 3))),
+                            np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]), b)
+    assert_close(out, full, dtype)
+    # and as the general transposed path, forward and backward
+    monkeypatch.setattr(transposed, "_is_projection", lambda geom: False)
+    general, general_cache = numbaconv.conv_transpose2d_forward(x, w, b, *_args(case))
+    assert_close(out, general, dtype)
+    for got, want in zip(grads, numbaconv.conv_transpose2d_backward(dout, general_cache),
+                         strict=True):
+        assert_close(got, want, dtype)
 
 
 @pytest.mark.parametrize(
