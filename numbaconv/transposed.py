@@ -112,42 +112,41 @@ def _group(a: np.ndarray, g: int, groups: int) -> np.ndarray:
 def _is_projection(geom: ConvGeometry) -> bool:
     """Whether one window covers the whole output (a 1x1 input, no padding, dilation or output
     padding): then every pass is a matrix product (see the module docstring)."""
-    return (geom.ho == 1 and geom.wo == 1 and (geom.h, geom.w) == (geom.fh, geom.fw)
-            and geom.ph == geom.pw == geom.ph_end == geom.pw_end == 0
-            and geom.dh == geom.dw == 1)
+    return ((geom.h, geom.w) == (geom.fh, geom.fw) and geom.dh == geom.dw == 1
+            and geom.ph == geom.pw == geom.ph_end == geom.pw_end == 0)
+
+
+def _projection_views(a, w, geom, groups):
+    """``a`` (the input or its gradient) as ``(N, groups, C_in/g)`` and ``w`` as ``(groups,
+    C_in/g, C_out/g * fh*fw)``: the operands of a projection's products."""
+    return (a.reshape(geom.n, groups, geom.k),
+            w.reshape(groups, geom.k, geom.c * geom.fh * geom.fw))
 
 
 def _project(x_ext, w, bias, geom, groups) -> np.ndarray:
-    """The transposed output of a projection: per group ``x_g (N, C_in/g) @ w_g (C_in/g,
-    C_out/g * fh*fw)``."""
-    n, c_in_g = geom.n, geom.k
-    cols = geom.c * geom.fh * geom.fw  # per group
-    out = np.empty((n, groups, cols), dtype=x_ext.dtype)
-    x3 = x_ext.reshape(n, groups, c_in_g)
-    w3 = w.reshape(groups, c_in_g, cols)
+    """The transposed output of a projection: per group ``x_g @ w_g``."""
+    x3, w3 = _projection_views(x_ext, w, geom, groups)
+    out = np.empty((geom.n, groups, w3.shape[2]), dtype=x_ext.dtype)
     with single_threaded_blas():
         for g in range(groups):
             np.matmul(x3[:, g], w3[g], out=out[:, g])
-    out = out.reshape(n, groups * geom.c, geom.fh, geom.fw)
+    out = out.reshape(geom.n, groups * geom.c, geom.fh, geom.fw)
     if bias is not None:
         out += bias.reshape(1, -1, 1, 1)
     return out
 
 
 def _project_backward(dout, x_ext, w, geom, groups) -> tuple[np.ndarray, np.ndarray]:
-    """``(dx, dw)`` of :func:`_project`: ``dout_g @ w_g.T`` and ``x_g.T @ dout_g``."""
-    n, c_in_g = geom.n, geom.k
-    cols = geom.c * geom.fh * geom.fw
-    d3 = dout.reshape(n, groups, cols)
-    x3 = x_ext.reshape(n, groups, c_in_g)
-    w3 = w.reshape(groups, c_in_g, cols)
-    dx = np.empty((n, groups, c_in_g), dtype=dout.dtype)
-    dw = np.empty((groups, c_in_g, cols), dtype=dout.dtype)
+    """``(dx, dw)`` of :func:`_project`: per group ``dout_g @ w_g.T`` and ``x_g.T @ dout_g``."""
+    x3, w3 = _projection_views(x_ext, w, geom, groups)
+    d3 = dout.reshape(geom.n, groups, w3.shape[2])
+    dx = np.empty_like(x3)
+    dw = np.empty_like(w3)
     with single_threaded_blas():
         for g in range(groups):
             np.matmul(d3[:, g], w3[g].T, out=dx[:, g])
             np.matmul(x3[:, g].T, d3[:, g], out=dw[g])
-    return dx.reshape(n, groups * c_in_g, 1, 1), dw.reshape(w.shape)
+    return dx.reshape(x_ext.shape), dw.reshape(w.shape)
 
 
 def _forward(x_ext, w, bias, geom, tiling, groups) -> np.ndarray:
