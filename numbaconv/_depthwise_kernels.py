@@ -14,21 +14,22 @@ every tap of a channel is one contiguous run over all its images, ``acc[p] += w 
 buf[offset + p]``.  The extra positions (``i >= Ho`` or ``j >= Wo``) are computed and
 dropped.  LLVM vectorises the runs (``np.uint64`` offsets, which Numba need not check for
 negative indices); forward runs are rounded up to whole vector blocks (``_RUN``) so that no
-scalar remainder loop runs.  Output rows, and the input gradient's rows with stride 1, are
-written in whole vectors (:func:`numbaconv._simd.copy_vector`) whose last one spills into the
-row after, which the item writes next; rows whose spill would reach another item's memory are
-copied exactly.
+scalar remainder loop runs.  Rows between the planes and the buffers (input rows with stride
+1, output rows, the output gradient's rows and the input gradient's with stride 1) are moved
+by :func:`numbaconv._simd.copy_run`, a few vector moves per row where a loop would cost more
+than the copy.
 
 Backward, the item scatters the input gradient into a buffer of the same layout (``dout``
 laid out with the same pitch, zeros at the extra positions), a block of positions at a time
-for all taps, folds it back into ``dx`` (border cells onto the pixels they were copied from),
-and accumulates the weight and bias gradients of each channel in 16 to 128 running sums per
-tap (``lanes``, by the plane size; position p adds into sum ``p mod lanes``), added up in a
-fixed order; the items' parts are then added in chunk order.  No two items write the same
-memory and every sum has one order, so results are bitwise identical for any number of
-threads (and between the parallel and serial drivers, which hand the items out in groups
-that share buffers: grouping changes no result).  Sums over taps run in the order rows of
-the kernel, then columns.
+for all taps (with stride 1 and one filter per channel it gathers it instead, as the forward
+pass computes an output: see :func:`backward_group`), folds it back into ``dx`` (border
+cells onto the pixels they were copied from), and accumulates the weight and bias gradients
+of each channel in 16 to 128 running sums per tap (``lanes``, by the plane size; position p
+adds into sum ``p mod lanes``, in whole vectors), added up in a fixed order; the items'
+parts are then added in chunk order.  No two items write the same memory and every sum has
+one order, so results are bitwise identical for any number of threads (and between the
+parallel and serial drivers, which hand the items out in groups that share buffers: grouping
+changes no result).  Sums over taps run in the order rows of the kernel, then columns.
 
 The extra positions of ``dout`` are zeros, so they add nothing to ``dx`` and ``db``, and to
 ``dw`` only ``0 * x``: an input holding an infinity or NaN where only an extra position reads
@@ -42,7 +43,7 @@ from numba import njit, prange
 
 from numbaconv._kernels import INTERNAL, _copy, _zero
 from numbaconv._pad_modes import ZEROS
-from numbaconv._simd import VECTOR_BYTES, copy_vector
+from numbaconv._simd import add_vector, copy_run, multiply_add_vector, vector_lanes
 
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
 _RUN = 32
@@ -85,14 +86,6 @@ def _cell(r, x, sh, sw, hq, wq, batch):
 
 
 @njit(cache=True, inline="always")
-def _copy_vectors(dst, d_start, src, s_start, count, lanes):
-    """``dst[d_start + j] = src[s_start + j]`` for ``j < count`` rounded up to whole vectors
-    of ``lanes`` entries: up to ``lanes - 1`` entries past ``count`` are written too."""
-    for j in range(0, count, lanes):
-        copy_vector(src, s_start + j, dst, d_start + j)
-
-
-@njit(cache=True, inline="always")
 def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq):
     """The input rows that windows reach into the buffer (the columns they reach), and
     nothing else: the zero padding's part of :func:`_fill_buffer`."""
@@ -102,11 +95,10 @@ def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq
         if hi > lo and sh == 1:  # the rows of the buffer are wq apart
             d = b0 + top * wq + lo
             for y in range(n_rows):
-                _copy(buf, d + y * wq, 1, src, s0 + y * w + lo - left, 1, hi - lo)
+                copy_run(buf, d + y * wq, src, s0 + y * w + lo - left, hi - lo)
         elif hi > lo:
             for y in range(n_rows):
-                _copy(buf, b0 + rows[y + top, 1] + lo, 1, src, s0 + y * w + lo - left, 1,
-                      hi - lo)
+                copy_run(buf, b0 + rows[y + top, 1] + lo, src, s0 + y * w + lo - left, hi - lo)
         return
     if sw == 2:  # both phases in one loop: the stride-2 reads become shuffles of vectors
         reach = min(w, cols.shape[0] - left)  # input columns that windows reach
@@ -159,7 +151,9 @@ def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, 
             for u in range(lo):
                 xs = cols[u * sw + px, 0]
                 buf[d + u] = src[s_row + xs] if xs >= 0 else 0
-            if hi > lo:
+            if hi > lo and sw == 1:
+                copy_run(buf, d + lo, src, s_row + cols[lo, 0], hi - lo)
+            elif hi > lo:
                 _copy(buf, d + lo, 1, src, s_row + cols[lo * sw + px, 0], sw, hi - lo)
             for u in range(hi, count):
                 xs = cols[u * sw + px, 0]
@@ -167,15 +161,11 @@ def _fill_buffer(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, 
 
 
 @njit(cache=True, inline="always")
-def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode, end):
+def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode):
     """``dx[d0 : d0 + h*w]`` = the padded plane gradient at image offset ``b0`` of ``dbuf``
     (laid out as :func:`_fill_buffer` fills a buffer) folded back: the pixels' own entries
-    first, row by row, then every border cell, in row order, added onto its source pixel.
-    With stride 1, rows go in whole vectors, spilling into the rows after them, which are
-    written next, where the spill stays before ``dx[end]`` (the planes written after this
-    one end there)."""
+    first, row by row, then every border cell, in row order, added onto its source pixel."""
     hb, wb = rows.shape[0], cols.shape[0]
-    lanes = VECTOR_BYTES // dx.itemsize
     reach = 0  # input columns inside some window
     for px in range(sw):
         if phases[px, 5] > 0:
@@ -186,15 +176,14 @@ def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode
         if r >= hb:  # below every window
             _zero(dx, d_row, w)
             continue
-        if sw == 1 and d_row + (reach + lanes - 1) // lanes * lanes <= end:
-            _copy_vectors(dx, d_row, dbuf, b0 + rows[r, 1] + left, reach, lanes)
-        elif sw == 1:
-            _copy(dx, d_row, 1, dbuf, b0 + rows[r, 1] + left, 1, reach)
+        if sw == 1:
+            copy_run(dx, d_row, dbuf, b0 + rows[r, 1] + left, reach)
         else:
             for px in range(sw):
                 _copy(dx, d_row + phases[px, 3], sw, dbuf,
                       b0 + rows[r, 1] + cols[px, 1] + phases[px, 4], 1, phases[px, 5])
-        _zero(dx, d_row + reach, w - reach)
+        if reach < w:
+            _zero(dx, d_row + reach, w - reach)
     if mode == ZEROS:
         return
     for r in range(hb):
@@ -268,20 +257,25 @@ def _sum_lanes(run):
 
 
 @njit(cache=True, inline="always")
-def _lane_sums(acc, a_start, g, x, x_start, count, products, lanes):
-    """Running sums ``acc[a_start + p mod lanes] += g[p] * x[x_start + p]`` (``g[p]`` alone
-    without ``products``) for ``p < count``, in order of p."""
-    a0 = np.uint64(a_start)
-    x0 = np.uint64(x_start)
+def _lane_sums(acc, a_start, g, g_start, x, x_start, count, products, lanes):
+    """Running sums ``acc[a_start + p mod lanes] += g[g_start + p] * x[x_start + p]``
+    (``g[g_start + p]`` alone without ``products``) for ``p < count``, in order of p; whole
+    vectors through :mod:`numbaconv._simd` (``lanes`` is a multiple of ``V``)."""
+    vector = vector_lanes(acc)
     for p0 in range(0, count, lanes):
         n = min(lanes, count - p0)
-        q0 = np.uint64(p0)
-        if products:
-            for j in range(np.uint64(n)):
-                acc[a0 + j] += g[q0 + j] * x[x0 + q0 + j]
-        else:
-            for j in range(np.uint64(n)):
-                acc[a0 + j] += g[q0 + j]
+        whole = n - n % vector
+        g0, x0 = g_start + p0, x_start + p0
+        for j in range(0, whole, vector):
+            if products:
+                multiply_add_vector(acc, a_start + j, g, g0 + j, x, x0 + j)
+            else:
+                add_vector(acc, a_start + j, g, g0 + j)
+        for j in range(whole, n):
+            if products:
+                acc[a_start + j] += g[g0 + j] * x[x0 + j]
+            else:
+                acc[a_start + j] += g[g0 + j]
 
 
 @njit(cache=True, inline="always")
@@ -366,8 +360,6 @@ def forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, n
     obuf = np.empty(m * slots * plane + _RUN, dtype=x.dtype)  # slot-major, per multiplier
     src, dst, kept = x.reshape(x.size), out.reshape(out.size), x_kept.reshape(x_kept.size)
     out_size = ho * wo
-    lanes = VECTOR_BYTES // x.itemsize
-    rounded = (wo + lanes - 1) // lanes * lanes
     for item in range(group, items, groups):
         c0, c1, n0, n1, _ = _item_range(item, chunks, ci, ni, n_img, n_ch)
         _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols,
@@ -381,20 +373,12 @@ def forward_group(x, wts, bias, out, x_kept, group, groups, items, chunks, ci, n
                 _channel_output(buf, offsets, wts, kk, value, obuf, q * slots * plane + p0, p0,
                                 count, fh, fw)
         for n in range(n0, n1):
-            end = (n * n_ch + c1) * m * out_size
             for c in range(c0, c1):
                 for q in range(m):
                     o0 = (n * n_ch * m + c * m + q) * out_size
                     a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
-                    # Rows go out in whole vectors, spilling into the rows after them, which
-                    # are written next, as long as the spill stays in this image's planes of
-                    # the item (what follows them is another item's).
                     for i in range(ho):
-                        d = o0 + i * wo
-                        if d + rounded <= end:
-                            _copy_vectors(dst, d, obuf, a0 + i * wq, wo, lanes)
-                        else:
-                            _copy(dst, d, 1, obuf, a0 + i * wq, 1, wo)
+                        copy_run(dst, o0 + i * wo, obuf, a0 + i * wq, wo)
 
 
 @njit(cache=True, parallel=True)
@@ -418,7 +402,15 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
                    fh, fw, sh, sw, top, left, dh, dw, ho, wo, mode, rows, cols, phases, offsets):
     """Work items ``group, group + groups, ...`` (see :func:`forward_group`): ``dx`` of their
     planes, and their parts (chunks) of ``dw`` and ``db`` for their channels, with one set of
-    buffers (the input gradient's buffer is zeroed by every item)."""
+    buffers.
+
+    With stride 1 and one filter per channel, the input gradient's entry e of a channel's
+    slots is ``sum over taps t of w_t * g[e - offsets[t]]``, computed as the forward pass
+    computes an output (one write per entry, the taps in order, as adding them one by one
+    would); the output gradient's buffer has ``offsets[-1]`` zeros in front for the entries
+    whose taps reach before the first position, and the extra positions (zeros) of the slot
+    before for the others.  Otherwise every tap adds its products into a buffer zeroed by
+    every item."""
     n_img, n_ch, h, w = x.shape
     m = dout.shape[1] // n_ch
     taps = fh * fw
@@ -427,8 +419,12 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
     entries = _buffer_entries(sh, sw, hq, wq, slots)
     buf = np.zeros(entries, dtype=x.dtype)
     dbuf = np.empty(entries, dtype=x.dtype)
+    gathered = sh == 1 and sw == 1 and m == 1  # dx as the forward pass computes an output
+    margin = offsets[taps - 1] if gathered else 0
+    reversed_offsets = margin - offsets
     # dout planes laid out as the positions, slot-major per multiplier (extra positions: 0)
-    grad = np.zeros(m * slots * plane + _RUN, dtype=x.dtype)
+    grad = np.zeros(margin + m * slots * plane + _RUN, dtype=x.dtype)
+    zero = x.dtype.type(0)
     lanes = _sum_lanes(ni * plane)
     block = _BLOCK_LANES * lanes
     acc = np.empty((taps + 1) * lanes, dtype=x.dtype)  # per tap, then db
@@ -436,33 +432,37 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
     out_size, plane_size = ho * wo, h * w
     for item in range(group, items, groups):
         c0, c1, n0, n1, chunk = _item_range(item, chunks, ci, ni, n_img, n_ch)
-        _zero(dbuf, 0, dbuf.size)
+        if not gathered:
+            _zero(dbuf, 0, dbuf.size)
         _fill_item(src, buf, c0, c1, n0, n1, ni, n_ch, h, w, hq, wq, top, left, rows, cols,
                    phases, sh, sw, mode == ZEROS, src[:0])
         for n in range(n0, n1):
             for c in range(c0, c1):
                 for q in range(m):
                     g0 = (n * n_ch * m + c * m + q) * out_size
-                    a0 = q * slots * plane + ((c - c0) * ni + n - n0) * plane
+                    a0 = margin + q * slots * plane + ((c - c0) * ni + n - n0) * plane
                     for i in range(ho):
-                        _copy(grad, a0 + i * wq, 1, dsrc, g0 + i * wo, 1, wo)
+                        copy_run(grad, a0 + i * wq, dsrc, g0 + i * wo, wo)
         run = (n1 - n0) * plane  # exactly: the positions after are another channel's
         for c in range(c0, c1):
             p0 = (c - c0) * ni * plane
             for q in range(m):
                 kk = c * m + q
-                g = q * slots * plane + p0
+                g = margin + q * slots * plane + p0
                 _zero(acc, 0, acc.size)
                 # A block of positions at a time, all taps, while it is in L1.  Blocks are
                 # whole multiples of lanes, so position p adds into running sum p mod lanes.
                 for b0 in range(0, run, block):
                     count = min(block, run - b0)
+                    if gathered:  # runs rounded up: the spill is written again later
+                        _channel_output(grad, reversed_offsets, wts, kk, zero, dbuf, p0 + b0,
+                                        g - margin + b0, count, fh, fw)
                     for tap in range(taps):
                         at = offsets[tap] + p0 + b0
-                        _axpy(dbuf, at, wts[kk * taps + tap], grad, g + b0, count)
-                        _lane_sums(acc, tap * lanes, grad[g + b0:], buf, at, count, True,
-                                   lanes)
-                    _lane_sums(acc, taps * lanes, grad[g + b0:], buf, 0, count, False, lanes)
+                        if not gathered:
+                            _axpy(dbuf, at, wts[kk * taps + tap], grad, g + b0, count)
+                        _lane_sums(acc, tap * lanes, grad, g + b0, buf, at, count, True, lanes)
+                    _lane_sums(acc, taps * lanes, grad, g + b0, buf, 0, count, False, lanes)
                 for tap in range(taps):
                     dw_parts[chunk, kk, tap] = _pairwise_sum(acc, tap * lanes, lanes)
                 db_parts[chunk, kk] = _pairwise_sum(acc, taps * lanes, lanes)
@@ -470,7 +470,7 @@ def backward_group(x, wts, dout, dx, dw_parts, db_parts, group, groups, items, c
             for c in range(c0, c1):
                 _fold_buffer(dbuf, ((c - c0) * ni + n - n0) * plane, dst,
                              (n * n_ch + c) * plane_size, h, w, top, left, rows, cols, phases,
-                             sw, mode, (n * n_ch + c1) * plane_size)
+                             sw, mode)
 
 
 @njit(cache=True, parallel=True)

@@ -10,7 +10,8 @@ on x86 with AVX2, the 24 unpack and 128-bit lane-permute instructions of the tex
 transpose (checked in the assembly of Numba 0.68).
 :func:`copy_vector` moves ``V`` elements with one load and one store: rows of a few elements
 copied by a loop each cost the vector loop's checks and a scalar remainder, which took a
-quarter of the depthwise forward pass on small planes.
+quarter of the depthwise forward pass on small planes; :func:`copy_run` copies a run of any
+length that way, without writing past it.
 No C compiler is involved, and Numba caches the kernels that use it as usual.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.core import cgutils
 from numba.extending import intrinsic
 
 VECTOR_BYTES = 32  # one AVX register: 8 float32 or 4 float64 per row of a block
@@ -164,3 +166,121 @@ def copy_vector(typingctx, src, src_start, dst, dst_start):
     if not _typed(src, dst, (src_start, dst_start)):
         return None
     return types.none(src, src_start, dst, dst_start), _copy_vector_codegen
+
+
+def _copy_run_codegen(context, builder, signature, args):
+    dst_type, src_type = signature.args[0], signature.args[2]  # (dst, start, src, start, n)
+    itemsize = context.get_abi_sizeof(context.get_data_type(src_type.dtype))
+    lanes = VECTOR_BYTES // itemsize
+    i64 = ir.IntType(64)
+    dst_start = context.cast(builder, args[1], signature.args[1], types.int64)
+    src_start = context.cast(builder, args[3], signature.args[3], types.int64)
+    count = context.cast(builder, args[4], signature.args[4], types.int64)
+
+    def move(width, offset):  # width elements from start + offset
+        value = builder.load(_vector_at(context, builder, src_type, args[2],
+                                        builder.add(src_start, offset), width), align=itemsize)
+        builder.store(value, _vector_at(context, builder, dst_type, args[0],
+                                        builder.add(dst_start, offset), width), align=itemsize)
+
+    def pair(width, otherwise):  # two overlapping vectors if count >= width, else otherwise()
+        with builder.if_else(builder.icmp_signed(">=", count, ir.Constant(i64, width))) as (
+                then, other):
+            with then:
+                move(width, ir.Constant(i64, 0))
+                move(width, builder.sub(count, ir.Constant(i64, width)))
+            with other:
+                otherwise()
+
+    def whole_vectors():
+        last = builder.sub(count, ir.Constant(i64, lanes))
+        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), last,
+                                     ir.Constant(i64, lanes), intp=i64) as (j, _):
+            move(lanes, j)
+        move(lanes, last)
+
+    def shorter(width):
+        if width == 1:
+            with builder.if_then(builder.icmp_signed(">", count, ir.Constant(i64, 0))):
+                move(1, ir.Constant(i64, 0))
+        else:
+            pair(width, lambda: shorter(width // 2))
+
+    with builder.if_else(builder.icmp_signed(">=", count, ir.Constant(i64, lanes))) as (
+            then, other):
+        with then:
+            whole_vectors()
+        with other:
+            shorter(lanes // 2)
+    return context.get_dummy_value()
+
+
+@intrinsic
+def copy_run(typingctx, dst, dst_start, src, src_start, count):
+    """``dst[dst_start + j] = src[src_start + j]`` for ``j < count``, writing nothing else,
+    in vectors: a run of at least ``V`` elements as whole vectors, the last one overlapping
+    the one before; a shorter run as two overlapping vectors of the largest power-of-two
+    width that fits (``src`` and ``dst`` must not overlap).  A row of a few elements costs a
+    few instructions, where a loop costs the vectoriser's checks and a scalar remainder
+    (about 30 cycles for a row of 7 floats).  Generated as LLVM IR rather than written as a
+    Numba function: a call of one passes its arrays with reference counting, which cost more
+    than the copy."""
+    if not _typed(src, dst, (dst_start, src_start, count)):
+        return None
+    return types.none(dst, dst_start, src, src_start, count), _copy_run_codegen
+
+
+@intrinsic
+def vector_lanes(typingctx, array):
+    """``V = 32 // array.itemsize`` as a compile-time constant (``array.itemsize`` is read
+    from the array at run time)."""
+    if not (isinstance(array, types.Array) and array.dtype in (types.float32, types.float64)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        itemsize = context.get_abi_sizeof(context.get_data_type(array.dtype))
+        return ir.Constant(ir.IntType(64), VECTOR_BYTES // itemsize)
+
+    return types.int64(array), codegen
+
+
+def _accumulate_codegen(products: bool):
+    """Code of :func:`multiply_add_vector` (``products``) or :func:`add_vector`."""
+
+    def codegen(context, builder, signature, args):
+        acc_type = signature.args[0]
+        itemsize = context.get_abi_sizeof(context.get_data_type(acc_type.dtype))
+        lanes = VECTOR_BYTES // itemsize
+
+        def vector(k):  # pointer to the vector at array argument k, start argument k + 1
+            start = context.cast(builder, args[k + 1], signature.args[k + 1], types.int64)
+            return _vector_at(context, builder, signature.args[k], args[k], start, lanes)
+
+        target = vector(0)
+        term = builder.load(vector(2), align=itemsize)
+        if products:  # a product, then a sum, each rounded: what the scalar loop computes
+            term = builder.fmul(term, builder.load(vector(4), align=itemsize))
+        builder.store(builder.fadd(builder.load(target, align=itemsize), term), target,
+                      align=itemsize)
+        return context.get_dummy_value()
+
+    return codegen
+
+
+@intrinsic
+def multiply_add_vector(typingctx, acc, a_start, g, g_start, x, x_start):
+    """``acc[a_start + j] += g[g_start + j] * x[x_start + j]`` for ``j < V``, in vectors (the
+    product rounded, then the sum, as the scalar code does); ``acc`` must not overlap ``g``
+    or ``x``.  A loop over a few vectors of running sums costs more in the vectoriser's
+    checks than the sums themselves."""
+    if not (_typed(g, acc, (a_start, g_start, x_start)) and _typed(x, acc, ())):
+        return None
+    return (types.none(acc, a_start, g, g_start, x, x_start), _accumulate_codegen(True))
+
+
+@intrinsic
+def add_vector(typingctx, acc, a_start, g, g_start):
+    """``acc[a_start + j] += g[g_start + j]`` for ``j < V``, in vectors."""
+    if not _typed(g, acc, (a_start, g_start)):
+        return None
+    return types.none(acc, a_start, g, g_start), _accumulate_codegen(False)

@@ -24,6 +24,7 @@ CASES = [
     (3, 16, 23, 19, 32, 3, 3, 2, ((1, 0), (2, 1)), 1, 16, "reflect"),  # depthwise, m = 2
     (2, 70, 9, 9, 70, 5, 3, 1, "same", (1, 2), 70, "circular"),  # many channels per item
     (5, 3, 40, 33, 3, 3, 3, 1, 2, 1, 3, "replicate"),  # few channels, several chunks
+    (8, 96, 7, 7, 96, 3, 3, 1, 1, 1, 96, "zeros"),  # small planes: chunks of channel blocks
     (2, 16, 17, 15, 24, 3, 3, 1, 1, 1, 4, "zeros"),  # grouped
     (3, 8, 19, 18, 8, 3, 2, (2, 1), (2, 3), 1, 2, "reflect"),  # grouped and padded
     (4, 8, 21, 20, 12, 3, 3, 1, ((0, 2), (3, 1)), 2, 1, "circular"),  # padded, groups 1
