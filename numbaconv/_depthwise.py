@@ -37,7 +37,7 @@ _GROUPS = 16
 # A work item's buffer holds about this many entries (as many planes as fit, at least one),
 # and an item's planes of one image at least this many where there are enough channels.
 _BATCH_ENTRIES = 1 << 13
-_STRETCH_ENTRIES = 1 << 9
+_STRETCH_ENTRIES = 1 << 8
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,14 @@ from numba import njit, prange
 
 from numbaconv._kernels import INTERNAL, _copy, _zero
 from numbaconv._pad_modes import ZEROS
-from numbaconv._simd import add_vector, copy_run, multiply_add_vector, vector_lanes
+from numbaconv._simd import (
+    add_vector,
+    copy_run,
+    join_pairs,
+    multiply_add_vector,
+    split_pairs,
+    vector_lanes,
+)
 
 # Runs are rounded up to a multiple of this many entries (LLVM's vector block: 4 x 8 float32).
 _RUN = 32
@@ -100,21 +107,16 @@ def _fill_rows(src, s0, h, w, buf, b0, top, left, rows, cols, phases, sh, sw, wq
             for y in range(n_rows):
                 copy_run(buf, b0 + rows[y + top, 1] + lo, src, s0 + y * w + lo - left, hi - lo)
         return
-    if sw == 2:  # both phases in one loop: the stride-2 reads become shuffles of vectors
+    if sw == 2:  # both phases at once: the stride-2 reads become shuffles of vectors
         reach = min(w, cols.shape[0] - left)  # input columns that windows reach
         if reach <= 0:
             return
-        pairs = np.uint64(reach // 2)
+        pairs = reach // 2
         first, second = cols[left, 1], cols[min(left + 1, cols.shape[0] - 1), 1]
         last = cols[left + reach - 1, 1]
-        two, one = np.uint64(2), np.uint64(1)
         for y in range(n_rows):
             d_row = b0 + rows[y + top, 1]
-            d0, d1 = np.uint64(d_row + first), np.uint64(d_row + second)
-            s = np.uint64(s0 + y * w)
-            for j in range(pairs):
-                buf[d0 + j] = src[s + two * j]
-                buf[d1 + j] = src[s + two * j + one]
+            split_pairs(buf, d_row + first, d_row + second, src, s0 + y * w, pairs)
             if reach % 2 == 1:
                 buf[d_row + last] = src[s0 + y * w + reach - 1]
         return
@@ -178,6 +180,15 @@ def _fold_buffer(dbuf, b0, dx, d0, h, w, top, left, rows, cols, phases, sw, mode
             continue
         if sw == 1:
             copy_run(dx, d_row, dbuf, b0 + rows[r, 1] + left, reach)
+        elif sw == 2 and wb >= 2:  # the phases of even and odd input columns, interleaved
+            even = left % 2
+            odd = 1 - even
+            e0 = b0 + rows[r, 1] + cols[even, 1] + phases[even, 4]
+            pairs = phases[odd, 5]
+            join_pairs(dx, d_row, dbuf, e0, b0 + rows[r, 1] + cols[odd, 1] + phases[odd, 4],
+                       pairs)
+            if phases[even, 5] > pairs:
+                dx[d_row + 2 * pairs] = dbuf[e0 + pairs]
         else:
             for px in range(sw):
                 _copy(dx, d_row + phases[px, 3], sw, dbuf,

@@ -1,5 +1,6 @@
-"""Moves in vector registers: a square block transpose, for the batch-last copies of
-``_classic_kernels``, and a one-vector copy, for the depthwise kernels' short rows.
+"""Moves in vector registers, generated as LLVM IR: a square block transpose, for the
+batch-last copies of ``_classic_kernels``, and copies and sums of short runs, for the
+depthwise kernels' short rows.
 
 Moving an (N, M) array to (M, N) with scalar code costs one store per element, and a store per
 cycle is all a core does: the pointwise transpose ran at a third of the speed of a plain copy.
@@ -8,11 +9,15 @@ register per row) as ``V`` vectors, transposes them with vector shuffles and sto
 vectors.  The shuffles are plain LLVM IR, which LLVM lowers for the machine it compiles for:
 on x86 with AVX2, the 24 unpack and 128-bit lane-permute instructions of the textbook 8 x 8
 transpose (checked in the assembly of Numba 0.68).
-:func:`copy_vector` moves ``V`` elements with one load and one store: rows of a few elements
-copied by a loop each cost the vector loop's checks and a scalar remainder, which took a
-quarter of the depthwise forward pass on small planes; :func:`copy_run` copies a run of any
-length that way, without writing past it.
-No C compiler is involved, and Numba caches the kernels that use it as usual.
+
+A loop over a row of a few elements costs the vectoriser's overlap and length checks and a
+scalar remainder, about 30 cycles for a row of 7 floats, far more than the copy.
+:func:`copy_run` moves a run of any length as a few vectors that cover it exactly (the last
+ones overlapping), :func:`split_pairs` and :func:`join_pairs` do the same for a row's two
+stride-2 phases, and :func:`multiply_add_vector` and :func:`add_vector` add one vector of
+running sums.  They are intrinsics rather than Numba functions: a Numba helper with these
+branches, inlined or not, took 10x the time of one vector move per row.
+No C compiler is involved, and Numba caches the kernels that use them as usual.
 """
 
 from __future__ import annotations
@@ -144,46 +149,14 @@ def transpose_block_pairs(typingctx, src, src_start, src_step, dst, even_start, 
     return signature, _block_codegen(pairs=True)
 
 
-def _copy_vector_codegen(context, builder, signature, args):
-    src_type, dst_type = signature.args[0], signature.args[2]
-    itemsize = context.get_abi_sizeof(context.get_data_type(src_type.dtype))
-    lanes = VECTOR_BYTES // itemsize
-    src_start = context.cast(builder, args[1], signature.args[1], types.int64)
-    dst_start = context.cast(builder, args[3], signature.args[3], types.int64)
-    value = builder.load(_vector_at(context, builder, src_type, args[0], src_start, lanes),
-                         align=itemsize)
-    builder.store(value, _vector_at(context, builder, dst_type, args[2], dst_start, lanes),
-                  align=itemsize)
-    return context.get_dummy_value()
-
-
-@intrinsic
-def copy_vector(typingctx, src, src_start, dst, dst_start):
-    """``dst[dst_start + j] = src[src_start + j]`` for ``j < V`` (``V = 32 // itemsize``) as
-    one vector load and store; ``src`` and ``dst`` as for :func:`transpose_block`.
-
-    No bounds are checked: the caller keeps the vector inside both arrays."""
-    if not _typed(src, dst, (src_start, dst_start)):
-        return None
-    return types.none(src, src_start, dst, dst_start), _copy_vector_codegen
-
-
-def _copy_run_codegen(context, builder, signature, args):
-    dst_type, src_type = signature.args[0], signature.args[2]  # (dst, start, src, start, n)
-    itemsize = context.get_abi_sizeof(context.get_data_type(src_type.dtype))
-    lanes = VECTOR_BYTES // itemsize
+def _emit_run(builder, count, lanes, move):
+    """Code that calls ``move(width, offset)`` on blocks covering ``[0, count)`` exactly:
+    ``count >= lanes``: blocks of ``lanes``, the last one ending at ``count`` (overlapping the
+    one before); shorter: two blocks of the largest power of two ``width <= count``, at 0 and
+    at ``count - width``; nothing for 0."""
     i64 = ir.IntType(64)
-    dst_start = context.cast(builder, args[1], signature.args[1], types.int64)
-    src_start = context.cast(builder, args[3], signature.args[3], types.int64)
-    count = context.cast(builder, args[4], signature.args[4], types.int64)
 
-    def move(width, offset):  # width elements from start + offset
-        value = builder.load(_vector_at(context, builder, src_type, args[2],
-                                        builder.add(src_start, offset), width), align=itemsize)
-        builder.store(value, _vector_at(context, builder, dst_type, args[0],
-                                        builder.add(dst_start, offset), width), align=itemsize)
-
-    def pair(width, otherwise):  # two overlapping vectors if count >= width, else otherwise()
+    def pair(width, otherwise):
         with builder.if_else(builder.icmp_signed(">=", count, ir.Constant(i64, width))) as (
                 then, other):
             with then:
@@ -191,13 +164,6 @@ def _copy_run_codegen(context, builder, signature, args):
                 move(width, builder.sub(count, ir.Constant(i64, width)))
             with other:
                 otherwise()
-
-    def whole_vectors():
-        last = builder.sub(count, ir.Constant(i64, lanes))
-        with cgutils.for_range_slice(builder, ir.Constant(i64, 0), last,
-                                     ir.Constant(i64, lanes), intp=i64) as (j, _):
-            move(lanes, j)
-        move(lanes, last)
 
     def shorter(width):
         if width == 1:
@@ -209,10 +175,67 @@ def _copy_run_codegen(context, builder, signature, args):
     with builder.if_else(builder.icmp_signed(">=", count, ir.Constant(i64, lanes))) as (
             then, other):
         with then:
-            whole_vectors()
+            last = builder.sub(count, ir.Constant(i64, lanes))
+            with cgutils.for_range_slice(builder, ir.Constant(i64, 0), last,
+                                         ir.Constant(i64, lanes), intp=i64) as (j, _):
+                move(lanes, j)
+            move(lanes, last)
         with other:
             shorter(lanes // 2)
-    return context.get_dummy_value()
+
+
+def _starts(context, builder, signature, args, positions):
+    """Arguments ``positions`` (array starts) and the last one (the count) as int64."""
+    return [context.cast(builder, args[k], signature.args[k], types.int64)
+            for k in (*positions, len(args) - 1)]
+
+
+def _run_codegen(kind: str):
+    """Code of :func:`copy_run` (``kind`` "copy"), :func:`split_pairs` ("split") or
+    :func:`join_pairs` ("join")."""
+
+    def codegen(context, builder, signature, args):
+        dtype = signature.args[0].dtype
+        itemsize = context.get_abi_sizeof(context.get_data_type(dtype))
+        lanes = VECTOR_BYTES // itemsize
+
+        def at(k, start, offset, width):  # vector pointer into array argument k
+            return _vector_at(context, builder, signature.args[k], args[k],
+                              builder.add(start, offset), width)
+
+        def load(k, start, offset, width):
+            return builder.load(at(k, start, offset, width), align=itemsize)
+
+        def store(value, k, start, offset, width):
+            builder.store(value, at(k, start, offset, width), align=itemsize)
+
+        if kind == "copy":  # (dst, d, src, s, count)
+            d, src, count = _starts(context, builder, signature, args, (1, 3))
+
+            def move(width, offset):
+                store(load(2, src, offset, width), 0, d, offset, width)
+        elif kind == "split":  # (dst, even, odd, src, s, pairs)
+            even, odd, src, count = _starts(context, builder, signature, args, (1, 2, 4))
+
+            def move(width, offset):
+                both = load(3, src, builder.shl(offset, ir.Constant(offset.type, 1)), 2 * width)
+                store(_shuffle(builder, both, both, tuple(range(0, 2 * width, 2))), 0, even,
+                      offset, width)
+                store(_shuffle(builder, both, both, tuple(range(1, 2 * width, 2))), 0, odd,
+                      offset, width)
+        else:  # join: (dst, d, src, even, odd, pairs)
+            d, even, odd, count = _starts(context, builder, signature, args, (1, 3, 4))
+
+            def move(width, offset):
+                mask = tuple(k for j in range(width) for k in (j, width + j))
+                both = _shuffle(builder, load(2, even, offset, width),
+                                load(2, odd, offset, width), mask)
+                store(both, 0, d, builder.shl(offset, ir.Constant(offset.type, 1)), 2 * width)
+
+        _emit_run(builder, count, lanes, move)
+        return context.get_dummy_value()
+
+    return codegen
 
 
 @intrinsic
@@ -220,14 +243,32 @@ def copy_run(typingctx, dst, dst_start, src, src_start, count):
     """``dst[dst_start + j] = src[src_start + j]`` for ``j < count``, writing nothing else,
     in vectors: a run of at least ``V`` elements as whole vectors, the last one overlapping
     the one before; a shorter run as two overlapping vectors of the largest power-of-two
-    width that fits (``src`` and ``dst`` must not overlap).  A row of a few elements costs a
-    few instructions, where a loop costs the vectoriser's checks and a scalar remainder
-    (about 30 cycles for a row of 7 floats).  Generated as LLVM IR rather than written as a
-    Numba function: a call of one passes its arrays with reference counting, which cost more
-    than the copy."""
+    width that fits (``src`` and ``dst`` must not overlap; ``src`` may be read-only).  No
+    bounds are checked: the caller keeps the run inside both arrays."""
     if not _typed(src, dst, (dst_start, src_start, count)):
         return None
-    return types.none(dst, dst_start, src, src_start, count), _copy_run_codegen
+    return types.none(dst, dst_start, src, src_start, count), _run_codegen("copy")
+
+
+@intrinsic
+def split_pairs(typingctx, dst, even_start, odd_start, src, src_start, pairs):
+    """``dst[even_start + j] = src[src_start + 2j]`` and ``dst[odd_start + j] =
+    src[src_start + 2j + 1]`` for ``j < pairs``, in vectors as :func:`copy_run` moves them
+    (a row's two stride-2 phases; the three ranges must not overlap)."""
+    if not _typed(src, dst, (even_start, odd_start, src_start, pairs)):
+        return None
+    return (types.none(dst, even_start, odd_start, src, src_start, pairs),
+            _run_codegen("split"))
+
+
+@intrinsic
+def join_pairs(typingctx, dst, dst_start, src, even_start, odd_start, pairs):
+    """``dst[dst_start + 2j] = src[even_start + j]`` and ``dst[dst_start + 2j + 1] =
+    src[odd_start + j]`` for ``j < pairs``: :func:`split_pairs` undone."""
+    if not _typed(src, dst, (dst_start, even_start, odd_start, pairs)):
+        return None
+    return (types.none(dst, dst_start, src, even_start, odd_start, pairs),
+            _run_codegen("join"))
 
 
 @intrinsic

@@ -1,4 +1,6 @@
-"""The vector moves of ``numbaconv._simd`` against NumPy slicing."""
+"""The vector moves of ``numbaconv._simd`` against NumPy slicing: every length from 0 to past
+three vectors, at odd offsets, so that every block width and the overlapping blocks run, and
+nothing outside the run is written."""
 
 from __future__ import annotations
 
@@ -6,7 +8,10 @@ import numpy as np
 import pytest
 from numba import njit
 
-from numbaconv._simd import copy_run, copy_vector
+from numbaconv._simd import add_vector, copy_run, join_pairs, multiply_add_vector, split_pairs
+
+DTYPES = [pytest.param(np.float32, id="float32"), pytest.param(np.float64, id="float64")]
+LENGTHS = range(40)
 
 
 @njit(cache=False)
@@ -15,17 +20,33 @@ def _copy_run(dst, d_start, src, s_start, count):
 
 
 @njit(cache=False)
-def _copy_vector(src, s_start, dst, d_start):
-    copy_vector(src, s_start, dst, d_start)
+def _split_pairs(dst, even, odd, src, s_start, pairs):
+    split_pairs(dst, even, odd, src, s_start, pairs)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_copy_run_writes_exactly_the_run(dtype):
-    """Every length from 0 to past three vectors, at odd offsets: the run is copied and
-    nothing before or after it is written (the short forms overlap inside the run)."""
-    src = np.arange(100, dtype=dtype)
+@njit(cache=False)
+def _join_pairs(dst, d_start, src, even, odd, pairs):
+    join_pairs(dst, d_start, src, even, odd, pairs)
+
+
+@njit(cache=False)
+def _accumulate(acc, a_start, g, g_start, x, x_start, products):
+    if products:
+        multiply_add_vector(acc, a_start, g, g_start, x, x_start)
+    else:
+        add_vector(acc, a_start, g, g_start)
+
+
+def _source(dtype):
+    src = np.arange(200, dtype=dtype) * 0.5 + 1
     src.flags.writeable = False  # read-only sources are allowed
-    for count in range(40):
+    return src
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_copy_run_writes_exactly_the_run(dtype):
+    src = _source(dtype)
+    for count in LENGTHS:
         dst = np.full(100, -1, dtype=dtype)
         _copy_run(dst, 3, src, 7, count)
         expected = np.full(100, -1, dtype=dtype)
@@ -33,12 +54,41 @@ def test_copy_run_writes_exactly_the_run(dtype):
         assert np.array_equal(dst, expected), count
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
-def test_copy_vector_moves_one_vector(dtype):
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_split_pairs_writes_the_two_phases(dtype):
+    src = _source(dtype)
+    for pairs in LENGTHS:
+        dst = np.full(120, -1, dtype=dtype)
+        _split_pairs(dst, 2, 61, src, 5, pairs)
+        expected = np.full(120, -1, dtype=dtype)
+        expected[2:2 + pairs] = src[5:5 + 2 * pairs:2]
+        expected[61:61 + pairs] = src[6:6 + 2 * pairs:2]
+        assert np.array_equal(dst, expected), pairs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_join_pairs_interleaves_the_two_phases(dtype):
+    src = _source(dtype)
+    for pairs in LENGTHS:
+        dst = np.full(100, -1, dtype=dtype)
+        _join_pairs(dst, 3, src, 1, 150, pairs)
+        expected = np.full(100, -1, dtype=dtype)
+        expected[3:3 + 2 * pairs:2] = src[1:1 + pairs]
+        expected[4:4 + 2 * pairs:2] = src[150:150 + pairs]
+        assert np.array_equal(dst, expected), pairs
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("products", [True, False], ids=["multiply-add", "add"])
+def test_vector_sums_round_as_scalar_code(dtype, products):
+    """One vector of ``acc += g * x`` (or ``acc += g``): the product rounded, then the sum,
+    bit for bit what NumPy's scalar operations give."""
     lanes = 32 // np.dtype(dtype).itemsize
-    src = np.arange(20, dtype=dtype)
-    dst = np.zeros(20, dtype=dtype)
-    _copy_vector(src, 5, dst, 2)
-    expected = np.zeros(20, dtype=dtype)
-    expected[2:2 + lanes] = src[5:5 + lanes]
-    assert np.array_equal(dst, expected)
+    rng = np.random.default_rng(0)
+    g, x = rng.standard_normal(50).astype(dtype), rng.standard_normal(50).astype(dtype)
+    acc = rng.standard_normal(20).astype(dtype)
+    expected = acc.copy()
+    term = g[5:5 + lanes] * x[9:9 + lanes] if products else g[5:5 + lanes]
+    expected[3:3 + lanes] += term
+    _accumulate(acc, 3, g, 5, x, 9, products)
+    assert np.array_equal(acc, expected)
