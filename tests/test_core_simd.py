@@ -37,45 +37,43 @@ def _accumulate(acc, a_start, g, g_start, x, x_start, products):
         add_vector(acc, a_start, g, g_start)
 
 
-def _source(dtype):
+def _expected_copy(dst, src, count):
+    dst[3:3 + count] = src[7:7 + count]
+
+
+def _expected_split(dst, src, pairs):
+    dst[2:2 + pairs] = src[5:5 + 2 * pairs:2]
+    dst[61:61 + pairs] = src[6:6 + 2 * pairs:2]
+
+
+def _expected_join(dst, src, pairs):
+    dst[3:3 + 2 * pairs:2] = src[1:1 + pairs]
+    dst[4:4 + 2 * pairs:2] = src[150:150 + pairs]
+
+
+RUNS = [
+    pytest.param(lambda dst, src, n: _copy_run(dst, 3, src, 7, n), _expected_copy,
+                 id="copy_run"),
+    pytest.param(lambda dst, src, n: _split_pairs(dst, 2, 61, src, 5, n), _expected_split,
+                 id="split_pairs"),
+    pytest.param(lambda dst, src, n: _join_pairs(dst, 3, src, 1, 150, n), _expected_join,
+                 id="join_pairs"),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(("run", "expected_run"), RUNS)
+def test_runs_write_exactly_their_entries(dtype, run, expected_run):
+    """copy_run copies a run; split_pairs writes a row's even and odd elements to two
+    phases; join_pairs interleaves two phases back into a row."""
     src = np.arange(200, dtype=dtype) * 0.5 + 1
     src.flags.writeable = False  # read-only sources are allowed
-    return src
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_copy_run_writes_exactly_the_run(dtype):
-    src = _source(dtype)
     for count in LENGTHS:
-        dst = np.full(100, -1, dtype=dtype)
-        _copy_run(dst, 3, src, 7, count)
-        expected = np.full(100, -1, dtype=dtype)
-        expected[3:3 + count] = src[7:7 + count]
+        dst = np.full(130, -1, dtype=dtype)
+        run(dst, src, count)
+        expected = np.full(130, -1, dtype=dtype)
+        expected_run(expected, src, count)
         assert np.array_equal(dst, expected), count
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_split_pairs_writes_the_two_phases(dtype):
-    src = _source(dtype)
-    for pairs in LENGTHS:
-        dst = np.full(120, -1, dtype=dtype)
-        _split_pairs(dst, 2, 61, src, 5, pairs)
-        expected = np.full(120, -1, dtype=dtype)
-        expected[2:2 + pairs] = src[5:5 + 2 * pairs:2]
-        expected[61:61 + pairs] = src[6:6 + 2 * pairs:2]
-        assert np.array_equal(dst, expected), pairs
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_join_pairs_interleaves_the_two_phases(dtype):
-    src = _source(dtype)
-    for pairs in LENGTHS:
-        dst = np.full(100, -1, dtype=dtype)
-        _join_pairs(dst, 3, src, 1, 150, pairs)
-        expected = np.full(100, -1, dtype=dtype)
-        expected[3:3 + 2 * pairs:2] = src[1:1 + pairs]
-        expected[4:4 + 2 * pairs:2] = src[150:150 + pairs]
-        assert np.array_equal(dst, expected), pairs
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
