@@ -69,6 +69,12 @@ def _is_float_vector(array: types.Type) -> bool:
             and array.dtype in (types.float32, types.float64))
 
 
+def _itemsize_and_lanes(context, dtype) -> tuple[int, int]:
+    """Bytes of one element of ``dtype`` and ``V``, the elements of one vector register."""
+    itemsize = context.get_abi_sizeof(context.get_data_type(dtype))
+    return itemsize, VECTOR_BYTES // itemsize
+
+
 def _vector_at(context, builder, array_type, array, start, lanes):
     """Pointer to the vector of ``lanes`` elements at ``array[start]``."""
     vector = ir.VectorType(context.get_data_type(array_type.dtype), lanes).as_pointer()
@@ -88,8 +94,7 @@ def _block_codegen(pairs: bool):
 
     def codegen(context, builder, signature, args):
         src_type, dst_type = signature.args[0], signature.args[3]  # src may be read-only
-        itemsize = context.get_abi_sizeof(context.get_data_type(src_type.dtype))
-        lanes = VECTOR_BYTES // itemsize
+        itemsize, lanes = _itemsize_and_lanes(context, src_type.dtype)
 
         def offset(k):  # argument k as an int64
             return context.cast(builder, args[k], signature.args[k], types.int64)
@@ -195,9 +200,7 @@ def _run_codegen(kind: str):
     :func:`join_pairs` ("join")."""
 
     def codegen(context, builder, signature, args):
-        dtype = signature.args[0].dtype
-        itemsize = context.get_abi_sizeof(context.get_data_type(dtype))
-        lanes = VECTOR_BYTES // itemsize
+        itemsize, lanes = _itemsize_and_lanes(context, signature.args[0].dtype)
 
         def at(k, start, offset, width):  # vector pointer into array argument k
             return _vector_at(context, builder, signature.args[k], args[k],
@@ -279,8 +282,7 @@ def vector_lanes(typingctx, array):
         return None
 
     def codegen(context, builder, signature, args):
-        itemsize = context.get_abi_sizeof(context.get_data_type(array.dtype))
-        return ir.Constant(ir.IntType(64), VECTOR_BYTES // itemsize)
+        return ir.Constant(ir.IntType(64), _itemsize_and_lanes(context, array.dtype)[1])
 
     return types.int64(array), codegen
 
@@ -289,9 +291,7 @@ def _accumulate_codegen(products: bool):
     """Code of :func:`multiply_add_vector` (``products``) or :func:`add_vector`."""
 
     def codegen(context, builder, signature, args):
-        acc_type = signature.args[0]
-        itemsize = context.get_abi_sizeof(context.get_data_type(acc_type.dtype))
-        lanes = VECTOR_BYTES // itemsize
+        itemsize, lanes = _itemsize_and_lanes(context, signature.args[0].dtype)
 
         def vector(k):  # pointer to the vector at array argument k, start argument k + 1
             start = context.cast(builder, args[k + 1], signature.args[k + 1], types.int64)
