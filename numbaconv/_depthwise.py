@@ -34,10 +34,13 @@ SERIAL_BELOW = 1 << 16
 # (which groups items form changes no result).
 _ITEMS = 64
 _GROUPS = 16
-# A work item's buffer holds about this many entries (as many planes as fit, at least one),
-# and an item's planes of one image at least this many where there are enough channels.
-_BATCH_ENTRIES = 1 << 13
-_STRETCH_ENTRIES = 1 << 8
+# A work item's buffer holds about this many bytes (as many planes as fit, at least one: it
+# stays in the core's L2 cache between the fill, the taps and the copy-out), each channel's
+# planes of an item, which every tap reads again, about this many (L1), and an item's planes
+# of one image at least this many entries where there are enough channels.
+_ITEM_BYTES = 1 << 17
+_RUN_BYTES = 1 << 15
+_STRETCH_ENTRIES = 1 << 10
 
 
 @dataclass(frozen=True)
@@ -60,12 +63,12 @@ def _hyper(geom: ConvGeometry, mode: str) -> tuple[int, ...]:
             geom.wo, MODE_CODES[mode])
 
 
-def _work(geom: ConvGeometry, mode: str) -> tuple:
+def _work(geom: ConvGeometry, mode: str, itemsize: int) -> tuple:
     """The arguments the kernels take after their arrays: ``groups, items, chunks, ci, ni``,
     the hyperparameters and the buffer plan (:func:`tables`).  ``groups`` is 1 when the
     problem is too small to be worth waking the threads (then the serial driver,
     :func:`forward_group` or :func:`backward_group`, runs it)."""
-    chunks, ci, ni = _partition(geom)
+    chunks, ci, ni = _partition(geom, itemsize)
     items = -(-geom.c // ci) * chunks
     serial = geom.n * geom.k * geom.positions * geom.fh * geom.fw < SERIAL_BELOW
     hyper = _hyper(geom, mode)
@@ -118,26 +121,37 @@ def _launch(group_kernel, planes_kernel, arrays: tuple, work: tuple) -> None:
         planes_kernel(*arrays, *work)
 
 
-def _partition(geom: ConvGeometry) -> tuple[int, int, int]:
+def _partition(geom: ConvGeometry, itemsize: int) -> tuple[int, int, int]:
     """``(chunks, ci, ni)``: work items are ``ci`` channels of ``ni`` images (``chunks``
-    chunks of images), as many planes as fit a buffer of about ``_BATCH_ENTRIES`` entries,
-    enough channels that an item reads at least ``_STRETCH_ENTRIES`` consecutive entries of
-    each of its images, and at least ``_ITEMS`` items where the problem allows (a function of
-    the problem only, never of the thread count).  Halving the images first keeps those
-    stretches: an item that read one small plane from each of many images spent its time
-    waiting for memory (576 planes of 14x14 at batch 32, stride 2)."""
+    chunks of images), as many planes as fit a buffer of ``_ITEM_BYTES``, at most as many
+    images as fit ``_RUN_BYTES`` (a channel's planes, which every tap reads again), enough
+    channels that an item reads at least ``_STRETCH_ENTRIES`` consecutive entries of each of
+    its images, and at least ``_ITEMS`` items where the problem allows (a function of the
+    problem and the dtype only, never of the thread count).  Too few items: channels are
+    halved first, down to the stretch, then images; then blocks and chunks are evened out.
+
+    Large items pay off on small planes: at batch 32, an item of 6 channels of 16 images of
+    7x7 spent more time starting its copies than copying, while one of 21 channels of 16
+    images took 0.8x the time; long runs per channel keep the taps' and the weight
+    gradient's fixed costs small (halving the images first cost batch 8 of 7x7 up to 1.8x)."""
     _, _, hq, wq = _layout.py_func(geom.fh, geom.fw, geom.sh, geom.sw, geom.dh, geom.dw,
                                    geom.ho, geom.wo)
-    slots = max(1, _BATCH_ENTRIES // (geom.sh * geom.sw * hq * wq))
+    plane = geom.sh * geom.sw * hq * wq  # buffer entries per plane
+    slots = max(1, _ITEM_BYTES // (itemsize * plane))
     ci = max(1, min(geom.c, slots, -(-_STRETCH_ENTRIES // (geom.h * geom.w))))
-    ni = max(1, min(geom.n, slots // ci))
+    ni = max(1, min(geom.n, slots // ci, _RUN_BYTES // (itemsize * plane)))
     ci = max(1, min(geom.c, slots // ni))
+    fewest = max(1, min(ci, -(-(_STRETCH_ENTRIES // 4) // (geom.h * geom.w))))
     while -(-geom.c // ci) * -(-geom.n // ni) < _ITEMS and (ci > 1 or ni > 1):
-        if ni > 1:
+        if ci > fewest:
+            ci = max(fewest, -(-ci // 2))
+        elif ni > 1:
             ni = -(-ni // 2)
         else:
             ci = -(-ci // 2)
-    return -(-geom.n // ni), ci, ni
+    chunks = -(-geom.n // ni)
+    blocks = -(-geom.c // ci)
+    return chunks, -(-geom.c // blocks), -(-geom.n // chunks)
 
 
 def depthwise_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
@@ -149,7 +163,7 @@ def depthwise_forward(x: np.ndarray, w: np.ndarray, bias: np.ndarray | None,
     out = np.empty(geom.out_shape, dtype=x.dtype)
     empty = np.empty(0, dtype=x.dtype)
     x_kept = np.empty_like(x) if keep and not private else empty.reshape(0, 0, 0, 0)
-    work = _work(geom, mode)
+    work = _work(geom, mode, x.itemsize)
     _launch(forward_group, forward_planes,
             (x, w.reshape(-1), empty if bias is None else bias, out, x_kept), work)
     if not keep:
